@@ -1,0 +1,258 @@
+"""Per-sample generation latency of a student, PyTorch or ONNX, batch size 1.
+
+    from pdc.bench import bench
+    for record in bench("runs/demo/export/int8", [{"id": "p1", "nl": "Reverse a string."}]):
+        print(record)          # one record per problem, then the summary record
+
+The backend follows the directory: one holding *.onnx files is run with
+onnxruntime (`pdc export` writes OUT/fp32 and OUT/int8), anything else with
+PyTorch. Each problem's `nl` is formatted as the student's code-task input
+(`pdc.tasks.code_input`, markers from pdc_config.json) and generated with
+greedy search (or beam search with num_beams > 1), one problem at a time.
+
+latency_s is wall time from input text to decoded output text (tokenize,
+generate, decode); the first problem is run `warmup` extra times, untimed,
+before its timed run. load_s is the model load alone (libraries are imported
+before the clock starts); model_rss_mb is the resident memory the load added;
+peak_rss_mb is the whole process's high-water mark (interpreter, libraries,
+model, generation), from getrusage.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, fields, replace
+from typing import Any, Iterable, Iterator, Sequence
+
+from pdc.errors import PdcError
+from pdc.jsonl import require
+
+BACKENDS = ("auto", "torch", "onnx")
+
+
+@dataclass
+class BenchConfig:
+    backend: str = "auto"               # auto: onnx if the directory holds *.onnx files, else torch
+    max_new_tokens: int | None = None   # None: the student's max_target_length, else 64
+    num_beams: int = 1                  # 1 is greedy search
+    warmup: int = 1                     # untimed runs of the first problem
+    limit: int | None = None            # benchmark at most this many problems
+    threads: int | None = None          # intra-op threads; None: every core this process may use
+
+    def check(self) -> None:
+        if self.backend not in BACKENDS:
+            raise PdcError(f"unknown backend '{self.backend}', choose {', '.join(BACKENDS)}")
+        for name, low in (("max_new_tokens", 1), ("num_beams", 1), ("warmup", 0), ("limit", 0), ("threads", 1)):
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise PdcError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (respects taskset/cgroup affinity where the OS reports it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100) with linear interpolation between ranks (numpy's default); None if empty."""
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile must be in [0, 100], got {q}")
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(rank), math.ceil(rank)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 6)
+
+
+def summarize(latencies: Sequence[float], generated_tokens: Sequence[int] | None = None) -> dict[str, Any]:
+    """n, mean and p50/p90/p99 latency in seconds; tokens_per_s = all generated tokens / all time."""
+    n = len(latencies)
+    total = sum(latencies)
+    out: dict[str, Any] = {"n": n, "mean_s": _r(total / n) if n else None}
+    for q in (50, 90, 99):
+        out[f"p{q}_s"] = _r(percentile(latencies, q))
+    tokens = sum(generated_tokens) if generated_tokens is not None else None
+    out["tokens_per_s"] = round(tokens / total, 3) if tokens is not None and total > 0 else None
+    return out
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MiB (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+    except ImportError:  # Windows
+        import psutil
+
+        info = psutil.Process().memory_info()
+        return round(getattr(info, "peak_wset", info.rss) / 2**20, 1)
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def machine(backend: str) -> dict[str, Any]:
+    """Where the numbers were measured."""
+    import psutil
+    import torch
+
+    info: dict[str, Any] = {
+        "platform": platform.platform(), "arch": platform.machine(), "cpu": _cpu_name(),
+        "logical_cores": psutil.cpu_count(logical=True), "physical_cores": psutil.cpu_count(logical=False),
+        "python": platform.python_version(), "torch": torch.__version__,
+    }
+    if backend == "onnx":
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith(("model name", "Model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def detect_backend(model_dir: str, backend: str = "auto") -> str:
+    """torch or onnx for `model_dir`, checking that the directory holds what the backend needs."""
+    from pdc.export import onnx_files, variants_in
+
+    if not os.path.isdir(model_dir):
+        raise PdcError(f"model directory {model_dir} does not exist, check --model")
+    has_onnx = bool(onnx_files(model_dir))
+    variants = variants_in(model_dir)
+    if not has_onnx and variants:
+        raise PdcError(f"{model_dir} is a pdc export, name a variant: "
+                       + " or ".join(f"--model {v}" for v in variants))
+    if backend == "auto":
+        return "onnx" if has_onnx else "torch"
+    if backend == "onnx" and not has_onnx:
+        raise PdcError(f"no *.onnx files in {model_dir}, export it first: pdc export --model {model_dir} --out DIR")
+    if backend == "torch" and has_onnx and not any(
+            f.endswith((".safetensors", ".bin")) for f in os.listdir(model_dir)):
+        raise PdcError(f"{model_dir} holds only ONNX weights, use --backend onnx (or auto)")
+    return backend
+
+
+class Bencher:
+    """A loaded model and the latencies measured so far."""
+
+    def __init__(self, model_dir: str, cfg: BenchConfig):
+        from pdc import export
+
+        cfg.check()
+        self.model_dir, self.cfg = model_dir, cfg
+        self.backend = detect_backend(model_dir, cfg.backend)
+        self.threads = cfg.threads or available_cores()
+        import torch
+        import transformers  # noqa: F401  (imported before the clock starts: load_s is the model alone)
+
+        if self.backend == "onnx":
+            import optimum.onnxruntime  # noqa: F401
+        torch.set_num_threads(self.threads)
+        before = rss_mb()
+        start = time.perf_counter()
+        if self.backend == "onnx":
+            self.student = export.load_onnx(model_dir, threads=self.threads)
+        else:
+            from pdc.students import load_trained
+
+            self.student = load_trained(model_dir)
+        self.load_s = time.perf_counter() - start
+        self.model_rss_mb = rss_mb() - before
+        self.max_new = export.max_new_tokens_for(self.student, cfg.max_new_tokens)
+        self.latencies: list[float] = []
+        self.generated: list[int] = []
+
+    def precision(self) -> str:
+        block = self.student.config.get("export") or {}
+        if self.backend == "onnx":
+            return block.get("precision", "unknown")
+        return str(getattr(self.student.model, "dtype", "unknown")).replace("torch.", "")
+
+    def _once(self, text: str) -> tuple[int, int]:
+        from pdc.export import encode, generate
+
+        enc = encode(self.student, text)  # input_ids: (1, S)
+        ids = generate(self.student, enc, self.max_new, self.cfg.num_beams)
+        self.student.tokenizer.decode(ids, skip_special_tokens=True)
+        return int(enc["input_ids"].shape[1]), len(ids)
+
+    def run(self, record: dict[str, Any], where: str) -> dict[str, Any]:
+        """Time one problem record (field `nl`); the per-sample record."""
+        from pdc.tasks import code_input
+
+        nl = require(record, "nl", where)
+        text = code_input(nl, self.student.markers)
+        if not self.latencies:
+            for _ in range(self.cfg.warmup):
+                self._once(text)
+        start = time.perf_counter()
+        input_tokens, generated = self._once(text)
+        latency = time.perf_counter() - start
+        self.latencies.append(latency)
+        self.generated.append(generated)
+        rid = record.get("id")
+        return {"id": rid if isinstance(rid, (str, int)) else where, "latency_s": _r(latency),
+                "input_tokens": input_tokens, "generated_tokens": generated,
+                "tokens_per_s": round(generated / latency, 3) if latency > 0 else None}
+
+    def summary(self) -> dict[str, Any]:
+        """The final record: latency distribution, load time, memory, settings and machine."""
+        out: dict[str, Any] = {"summary": True, "backend": self.backend, "precision": self.precision(),
+                               "model": self.model_dir}
+        out.update(summarize(self.latencies, self.generated))
+        out.update({"load_s": _r(self.load_s), "peak_rss_mb": peak_rss_mb(),
+                    "model_rss_mb": round(self.model_rss_mb, 1), "threads": self.threads,
+                    "max_new_tokens": self.max_new, "num_beams": self.cfg.num_beams, "warmup": self.cfg.warmup,
+                    "batch_size": 1, "machine": machine(self.backend)})
+        return out
+
+
+def bench(model_dir: str, problems: Iterable[dict[str, Any]], cfg: BenchConfig | None = None,
+          **overrides: Any) -> Iterator[dict[str, Any]]:
+    """Yield one latency record per problem (at most cfg.limit), then the summary record.
+
+    `overrides` set BenchConfig fields (`bench(d, recs, backend="onnx", threads=1)`).
+    """
+    known = {f.name for f in fields(BenchConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown bench option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    cfg = replace(cfg or BenchConfig(), **overrides)
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        bencher = Bencher(model_dir, cfg)
+        for i, record in enumerate(problems):
+            if cfg.limit is not None and i >= cfg.limit:
+                break
+            yield bencher.run(record, f"problem {i}")
+        yield bencher.summary()
+    finally:
+        torch.set_num_threads(threads)  # a library call leaves the process as it found it
+

@@ -1,0 +1,251 @@
+"""pdc export: ONNX fp32/int8 directories, provenance, parity with PyTorch, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from pdc import export as core
+from pdc.cli import app
+from pdc.errors import PdcError
+
+# Problems the trained fixture saw (and two it did not); read by --problems - in `exported`.
+PAIRS = [
+    ("Return the sum of two integers a and b.", "def add(a, b):\n    return a + b"),
+    ("Reverse the string s and return it.", "def rev(s):\n    return s[::-1]"),
+    ("Check whether n is a prime number.", "def is_prime(n):\n    return n > 1 and all(n % d for d in range(2, n))"),
+    ("Count how many vowels the word w contains.", "def vowels(w):\n    return sum(c in 'aeiou' for c in w)"),
+]
+PROBLEMS = [{"id": f"p{i}", "nl": nl} for i, (nl, _) in enumerate(PAIRS)] + [
+    {"id": "p4", "nl": "Merge two sorted lists into one sorted list."},
+    {"id": "p5", "nl": "Return the n-th Fibonacci number."},
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tiny model gains nothing from threads, and on a busy 2-core runner spinning
+    OpenMP workers slow it several-fold; restored afterwards for other modules."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def leftovers(parent) -> list[str]:
+    """Temporary or set-aside directories an export may leave next to OUT."""
+    return [n for n in os.listdir(parent) if ".tmp-" in n or ".old-" in n]
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tiny_student_dir, tmp_path_factory) -> str:
+    """The tiny student after 30 steps on four problems.
+
+    The untrained fixture greedily repeats its start token (pad) for all 64
+    steps, so any export would agree with it trivially; a few steps of training
+    give varied, code-like tokens and make token parity a real test.
+    """
+    import torch
+
+    from pdc.students import load_trained, save_student
+    from pdc.tasks import code_input
+
+    student = load_trained(tiny_student_dir)
+    tok, model = student.tokenizer, student.model
+    enc = tok([code_input(nl, student.markers) for nl, _ in PAIRS], padding=True, return_tensors="pt",
+              return_token_type_ids=False)  # (4, S)
+    labels = tok([code for _, code in PAIRS], padding=True, return_tensors="pt").input_ids  # (4, T)
+    labels[labels == tok.pad_token_id] = -100
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(30):
+        model(**enc, labels=labels).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+    out = str(tmp_path_factory.mktemp("trained-tiny"))
+    save_student(student, out, student.config)
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(trained_dir, tmp_path_factory):
+    """`pdc export` of the trained student, parity problems from stdin: (OUT, record, result)."""
+    out = tmp_path_factory.mktemp("exports") / "export"
+    stdin = "".join(json.dumps(p) + "\n" for p in PROBLEMS)
+    result = CliRunner().invoke(app, ["export", "--model", trained_dir, "--out", str(out), "--problems", "-"],
+                                input=stdin)
+    assert result.exit_code == 0, result.stderr
+    return out, json.loads(result.stdout), result
+
+
+@pytest.mark.slow
+def test_stdout_is_one_record_progress_on_stderr(exported):
+    _, record, result = exported
+    assert len(result.stdout.splitlines()) == 1
+    assert "parity check" in result.stderr and "{" not in result.stderr
+    assert set(record) >= {"model", "out", "files", "total_bytes", "fp32", "int8", "seconds", "opset"}
+
+
+@pytest.mark.slow
+def test_layout_each_variant_self_contained(exported, trained_dir):
+    out, record, _ = exported
+    for variant in ("fp32", "int8"):
+        names = set(os.listdir(out / variant))
+        assert {"encoder_model.onnx", "decoder_model_merged.onnx", "config.json", "tokenizer.json",
+                "pdc_config.json"} <= names
+        assert not names & {"decoder_model.onnx", "decoder_with_past_model.onnx"}  # merged replaces them
+    on_disk = sorted(str(p) for p in out.rglob("*") if p.is_file() and p.name != "export.json")
+    assert [f["path"] for f in record["files"]] == on_disk
+    assert all(f["bytes"] == os.path.getsize(f["path"]) for f in record["files"])
+    assert record["total_bytes"] == sum(f["bytes"] for f in record["files"])
+    assert json.loads((out / "export.json").read_text()) == record
+    assert record["model"] == trained_dir and record["out"] == str(out)
+    assert record["int8"]["onnx_bytes"] < 0.6 * record["fp32"]["onnx_bytes"]
+    assert oct(os.stat(out).st_mode & 0o777) != oct(0o700)  # not mkdtemp's private mode
+
+
+@pytest.mark.slow
+def test_provenance_block_in_each_pdc_config(exported, trained_dir):
+    out, record, _ = exported
+    source = json.loads(open(os.path.join(trained_dir, "pdc_config.json")).read())
+    for variant in ("fp32", "int8"):
+        config = json.loads((out / variant / "pdc_config.json").read_text())
+        assert config["markers"] == source["markers"]
+        assert config["max_target_length"] == source["max_target_length"]
+        block = config["export"]
+        assert block["source"] == os.path.abspath(trained_dir)
+        assert block["precision"] == variant and block["task"] == core.TASK
+        assert block["opset"] == record["opset"] >= 11
+        assert "optimum" in block["versions"] and "onnxruntime" in block["versions"]
+    assert json.loads((out / "fp32" / "pdc_config.json").read_text())["export"]["quantization"] is None
+    q = json.loads((out / "int8" / "pdc_config.json").read_text())["export"]["quantization"]
+    assert q == record["int8"]["quantization"] == dict(core.QUANTIZATION)
+
+
+@pytest.mark.slow
+def test_fp32_parity_is_exact_and_int8_is_reported(exported):
+    _, record, _ = exported
+    fp32 = record["fp32"]["parity"]
+    assert fp32 == {"n": len(PROBLEMS), "agree": len(PROBLEMS), "rate": 1.0, "divergences": []}
+    int8 = record["int8"]["parity"]
+    assert int8["n"] == len(PROBLEMS) and 0 <= int8["agree"] <= int8["n"]
+    assert int8["rate"] == round(int8["agree"] / int8["n"], 4)
+    assert len(int8["divergences"]) == int8["n"] - int8["agree"]
+    for d in int8["divergences"]:
+        assert d["id"] in {p["id"] for p in PROBLEMS}
+        assert 0 <= d["position"] <= min(d["reference_tokens"], d["candidate_tokens"])
+
+
+@pytest.mark.slow
+def test_int8_dir_loads_with_optimum_and_generates(exported):
+    from optimum.onnxruntime import ORTModelForSeq2SeqLM
+
+    out, _, _ = exported
+    student = core.load_onnx(str(out / "int8"))
+    assert isinstance(student.model, ORTModelForSeq2SeqLM) and student.model.decoder.is_merged
+    assert student.config["export"]["precision"] == "int8"
+    ids = core.generate(student, core.encode(student, "[code] Reverse the string s."), max_new_tokens=12)
+    assert 1 <= len(ids) <= 12 and all(isinstance(i, int) for i in ids)
+
+
+@pytest.mark.slow
+def test_existing_out_is_refused_and_left_alone(exported, trained_dir):
+    out, _, _ = exported
+    before = (out / "export.json").stat().st_mtime_ns
+    result = CliRunner().invoke(app, ["export", "-m", trained_dir, "-o", str(out), "--parity", "0"])
+    assert result.exit_code == 1
+    assert "already exists" in result.stderr and "--force" in result.stderr
+    assert result.stdout == ""
+    assert (out / "export.json").stat().st_mtime_ns == before
+    assert leftovers(out.parent) == []
+
+
+def test_force_never_replaces_a_directory_that_is_not_an_export(tiny_student_dir, tmp_path):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    result = CliRunner().invoke(app, ["export", "-m", tiny_student_dir, "-o", str(out), "--force"])
+    assert result.exit_code == 1 and "not a pdc export" in result.stderr
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def _fake_export_onnx(model_dir, dst, opset=None):
+    """Stands in for the real exporter: a directory with one small file, instantly."""
+    os.makedirs(dst)
+    with open(os.path.join(dst, "encoder_model.onnx"), "wb") as fh:
+        fh.write(b"not really onnx")
+    return 18
+
+
+@pytest.mark.parametrize("error", [PdcError("quantization failed"), KeyboardInterrupt()])
+def test_failure_leaves_neither_out_nor_temp_dir(tiny_student_dir, tmp_path, monkeypatch, error):
+    monkeypatch.setattr(core, "export_onnx", _fake_export_onnx)
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(core, "quantize_dir", fail)
+    out = tmp_path / "export"
+    with pytest.raises(type(error)):
+        core.export(tiny_student_dir, str(out), quantize=True, parity_n=0)
+    assert not out.exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_force_replaces_an_earlier_export_atomically(tiny_student_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(core, "export_onnx", _fake_export_onnx)
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / "export.json").write_text("{}")
+    (out / "stale.onnx").write_text("old")
+    record = core.export(tiny_student_dir, str(out), quantize=False, parity_n=0, force=True)
+    assert not (out / "stale.onnx").exists()
+    assert (out / "fp32" / "encoder_model.onnx").exists()
+    assert json.loads((out / "export.json").read_text()) == record
+    assert record["int8"] is None and record["fp32"]["parity"] is None
+    assert leftovers(tmp_path) == []
+
+
+def test_bad_problem_record_names_line_and_field(tiny_student_dir, tmp_path):
+    stdin = json.dumps({"id": "a", "nl": "ok"}) + "\n" + json.dumps({"id": "b", "text": "no nl"}) + "\n"
+    out = tmp_path / "export"
+    result = CliRunner().invoke(app, ["export", "-m", tiny_student_dir, "-o", str(out), "--problems", "-"],
+                                input=stdin)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: stdin:2, field 'nl': missing")
+    assert not out.exists() and os.listdir(tmp_path) == []
+
+
+def test_first_divergence_golden():
+    assert core.first_divergence([1, 2, 3], [1, 2, 3]) is None
+    assert core.first_divergence([1, 2, 3], [1, 9, 3]) == 1
+    assert core.first_divergence([1, 2], [1, 2, 3]) == 2
+    assert core.first_divergence([], [5]) == 0
+    assert core.first_divergence([], []) is None
+
+
+def test_problem_texts_defaults_to_samples_and_reads_records():
+    assert core.problem_texts(None, 3) == [(f"sample-{i}", core.SAMPLE_PROBLEMS[i]) for i in range(3)]
+    assert core.problem_texts([{"id": "x", "nl": "a"}, {"nl": "b"}], 5) == [("x", "a"), ("1", "b")]
+    assert core.problem_texts(["a", "b"], 1) == [("0", "a")]
+
+
+@pytest.mark.slow
+def test_parity_reports_where_two_models_part(trained_dir, tiny_student_dir):
+    from pdc.students import load_trained
+
+    trained, untrained = load_trained(trained_dir), load_trained(tiny_student_dir)
+    problems = core.problem_texts(PROBLEMS, 2)
+    same = core.parity(trained, trained, problems, max_new_tokens=8)
+    assert same == {"n": 2, "agree": 2, "rate": 1.0, "divergences": []}
+    apart = core.parity(trained, untrained, problems, max_new_tokens=8)
+    assert apart["agree"] == 0 and apart["rate"] == 0.0
+    assert [d["id"] for d in apart["divergences"]] == ["p0", "p1"]
+    assert all(d["position"] == 0 and d["candidate_tokens"] == 8 for d in apart["divergences"])
