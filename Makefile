@@ -9,12 +9,13 @@ TORCH  ?= torch==2.13.0
 RUN    ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo bench clean help
+.PHONY: install test test-fast demo bench bench-extract clean help
 
 help:
 	@echo "make demo   harvest -> extract -> train x3 -> eval -> table -> export -> bench ($(RUN))"
 	@echo "make test   the test suite"
 	@echo "make install  build $(VENV) (torch CPU, pinned dependencies)"
+	@echo "make bench  the benchmarks (bench-extract: extract throughput against a local server)"
 
 install: $(VENV)/.installed
 
@@ -33,6 +34,11 @@ test-fast: install
 
 demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash shell/demo.sh "$(RUN)"
+
+bench: bench-extract
+
+bench-extract: install
+	$(BIN)/python bench/extract_bench.py
 
 clean:
 	rm -rf runs .pytest_cache build src/*.egg-info

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 RUN=${1:-runs/demo-$(date +%Y%m%d-%H%M%S)}
-TRAIN_RECORDS=${DEMO_TRAIN:-1200}
+TRAIN_RECORDS=${DEMO_TRAIN:-1000}
 EPOCHS=${DEMO_EPOCHS:-3}
 TEST_RECORDS=${DEMO_TEST:-100}
 SEED=${DEMO_SEED:-0}
@@ -54,11 +54,13 @@ step "table"
 cat "$RUN/eval-baseline.jsonl" "$RUN/eval-distilled.jsonl" "$RUN/eval-shuffled.jsonl" \
   | pdc table --baseline baseline > "$RUN/table.md"
 
-step "export: ONNX + int8"
-pdc export --model "$RUN/distilled" --out "$RUN/export" < "$RUN/cot.jsonl" > "$RUN/export.jsonl"
+grep '"split": "test"' "$RUN/problems.jsonl" | head -20 > "$RUN/bench-problems.jsonl"
+
+step "export: ONNX fp32 + int8, parity against PyTorch on test problems"
+pdc export --model "$RUN/distilled" --out "$RUN/export" --problems "$RUN/bench-problems.jsonl" \
+  > "$RUN/export.jsonl"
 
 step "bench: PyTorch vs ONNX int8"
-grep '"split": "test"' "$RUN/problems.jsonl" | head -20 > "$RUN/bench-problems.jsonl"
 pdc bench --model "$RUN/distilled" --max-new-tokens 64 < "$RUN/bench-problems.jsonl" > "$RUN/bench-torch.jsonl"
 pdc bench --model "$RUN/export/int8" --max-new-tokens 64 < "$RUN/bench-problems.jsonl" > "$RUN/bench-int8.jsonl"
 

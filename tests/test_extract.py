@@ -92,5 +92,5 @@ def test_one_off_problem_without_code_fails_clearly_for_ast():
 
 def test_unknown_teacher_is_an_error():
     result = invoke(["--teacher", "gpt-17"], [problem(1)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "unknown teacher 'gpt-17'" in result.stderr

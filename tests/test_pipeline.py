@@ -51,3 +51,47 @@ def test_replace_pipeline_is_deterministic():
     assert first.stdout == second.stdout
     out = [json.loads(line) for line in first.stdout.splitlines()]
     assert all(o["ablation"]["donor"] != o["id"] for o in out)
+
+
+@pytest.mark.slow
+def test_tiny_train_eval_export_bench_chain(tmp_path):
+    """The whole pipeline in real processes on a few dozen harvested problems:
+    prepare | extract > cot; train; eval | table; export; bench on torch and int8."""
+    d = tmp_path
+    run = sh(
+        f"set -e; cd {d}\n"
+        f"{PDC} prepare --harvest --limit 60 | {PDC} extract --teacher ast > cot.jsonl\n"
+        f"{PDC} train --student scratch:tiny --lr 3e-3 --epochs 2 --batch-size 8 --max-source-length 48 "
+        f"--max-target-length 64 --out model < cot.jsonl > train.jsonl\n"
+        f"{PDC} eval --model model --name tiny --beams 2 --split all --limit 6 --max-new-tokens 24 "
+        f"< cot.jsonl > eval.jsonl\n"
+        f"{PDC} table < eval.jsonl > table.md\n"
+        f"grep -m 4 '\"nl\"' cot.jsonl > problems.jsonl\n"
+        f"{PDC} export --model model --out onnx --problems problems.jsonl --parity 4 --max-new-tokens 16 "
+        f"> export.jsonl\n"
+        f"{PDC} bench --model model --max-new-tokens 8 --threads 1 < problems.jsonl > bench-torch.jsonl\n"
+        f"{PDC} bench --model onnx/int8 --max-new-tokens 8 --threads 1 < problems.jsonl > bench-int8.jsonl\n",
+        timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    def lines(name):
+        return [json.loads(line) for line in (d / name).read_text().splitlines()]
+
+    cot = lines("cot.jsonl")
+    assert len(cot) == 60 and all(r["status"] == "ok" for r in cot)
+    events = lines("train.jsonl")
+    assert events[0]["event"] == "start" and events[-1]["event"] == "done"
+    assert (d / "model" / "pdc_config.json").exists()
+    evaluated = lines("eval.jsonl")
+    summary = evaluated[-1]
+    assert summary["summary"] is True and summary["run"] == "tiny" and summary["n"] == 6 and summary["k"] == 2
+    assert all(len(r["predictions"]) == 2 for r in evaluated[:-1])
+    for part in ("tm", "sm", "cb", "em"):
+        assert 0 <= summary["top1"][part] <= summary["topk"][part] + 1e-9 <= 100
+    table = (d / "table.md").read_text()
+    assert "| tiny |" in table.replace("|tiny|", "| tiny |")
+    export = lines("export.jsonl")[0]
+    assert export["fp32"]["parity"]["rate"] == 1.0 and export["int8"]["parity"]["n"] == 4
+    torch_summary, int8_summary = lines("bench-torch.jsonl")[-1], lines("bench-int8.jsonl")[-1]
+    assert (torch_summary["backend"], int8_summary["backend"]) == ("torch", "onnx")
+    assert torch_summary["n"] == int8_summary["n"] == 4 and int8_summary["precision"] == "int8"
