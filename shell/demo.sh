@@ -54,10 +54,10 @@ step "table"
 cat "$RUN/eval-baseline.jsonl" "$RUN/eval-distilled.jsonl" "$RUN/eval-shuffled.jsonl" \
   | pdc table --baseline baseline > "$RUN/table.md"
 
-grep '"split": "test"' "$RUN/problems.jsonl" | head -20 > "$RUN/bench-problems.jsonl"
+grep -m 20 '"split": "test"' "$RUN/problems.jsonl" > "$RUN/bench-problems.jsonl"
 
 step "export: ONNX fp32 + int8, parity against PyTorch on test problems"
-pdc export --model "$RUN/distilled" --out "$RUN/export" --problems "$RUN/bench-problems.jsonl" \
+pdc export --model "$RUN/distilled" --out "$RUN/export" --problems "$RUN/bench-problems.jsonl" --parity 20 \
   > "$RUN/export.jsonl"
 
 step "bench: PyTorch vs ONNX int8"

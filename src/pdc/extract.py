@@ -194,3 +194,40 @@ def run_network_teacher(teacher: Any, lines: Iterable[Line], writer: Any, on_err
 
     tally = asyncio.run(main())
     return tally, progress.failed
+
+
+def run_batch_teacher(teacher: Any, lines: Iterable[Line], writer: Any, on_error: Any,
+                      batch_size: int) -> tuple[Any, int]:
+    """Annotate every line with a teacher that has `annotate_batch`; (tally, failure records).
+
+    Reads `batch_size` lines, annotates the records among them in one batch and
+    writes their outputs in input order before reading on. A bad line or record
+    gets the `--on-error` policy in its place, as in pdc.stream.apply.
+    """
+    import itertools
+
+    from pdc.errors import RecordError
+    from pdc.stream import Tally, _settle
+
+    def written(out: Any) -> list[dict[str, Any]]:
+        if isinstance(out, RecordError):
+            raise out  # _settle applies --on-error to it
+        return [] if out is None else [out]  # None: an unreadable line, which _settle reports itself
+
+    tally, failures, lines = Tally(), 0, iter(lines)
+    while batch := list(itertools.islice(lines, batch_size)):
+        outs: dict[int, Any] = {}  # position in the batch -> output record, or the RecordError begin() raised
+        for k, line in enumerate(batch):
+            if line.error is None:
+                try:
+                    outs[k] = begin(teacher, line.record, line.where)
+                except RecordError as e:
+                    outs[k] = e
+        asked = [k for k, out in outs.items() if isinstance(out, dict)]
+        results = teacher.annotate_batch([(batch[k].record, batch[k].where) for k in asked]) if asked else []
+        for k, result in zip(asked, results):
+            outs[k] = failed(outs[k], result) if isinstance(result, TeacherFailure) else succeeded(outs[k], result)
+        for k, line in enumerate(batch):
+            _settle(line, lambda out=outs.get(k): written(out), writer, tally, on_error)
+            failures += isinstance(outs.get(k), dict) and outs[k]["status"] != "ok"
+    return tally, failures

@@ -35,6 +35,8 @@ def extract(
     shard: Annotated[Optional[str], typer.Option("--shard", help="I/N: only the records of shard I of N (by a hash of the id).")] = None,
     breaker_threshold: Annotated[int, typer.Option("--breaker-threshold", help="Failed attempts in a row that open the circuit breaker.", min=1, rich_help_panel="HTTP teachers")] = 8,
     breaker_cooldown: Annotated[float, typer.Option("--breaker-cooldown", help="Seconds the breaker stays open before a probe (doubles per trip).", min=0, rich_help_panel="HTTP teachers")] = 30.0,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="hf: teachers: prompts generated together.", min=1)] = 8,
+    device: Annotated[Optional[str], typer.Option("--device", help="hf: teachers: cpu or cuda (default: cuda if available).")] = None,
     on_error: OnErrorOpt = OnError.stop,
 ) -> None:
     """Annotate problems with a teacher's numbered pseudocode and code.
@@ -68,7 +70,8 @@ def extract(
         teacher, base_url=base_url, model=model, api_key_env=api_key_env, concurrency=concurrency, rpm=rpm,
         tpm=tpm, max_retries=max_retries, request_timeout=request_timeout, temperature=temperature,
         max_tokens=max_tokens, shots=shots, prompt=prompt, cache=None if no_cache else (cache or default_path()),
-        breaker_threshold=breaker_threshold, breaker_cooldown=breaker_cooldown)
+        breaker_threshold=breaker_threshold, breaker_cooldown=breaker_cooldown, batch_size=batch_size,
+        device=device, seed=0)
     network = hasattr(the_teacher, "annotate_async")
     selected = core.parse_shard(shard)
     problems = [a for a in (inputs or []) if a != "-" and not os.path.exists(a) and " " in a]
@@ -91,6 +94,8 @@ def extract(
     lines = core.select_shard(read_lines(input_paths(inputs), tolerant=True), selected)
     if network:
         tally, failed = core.run_network_teacher(the_teacher, lines, Writer(), on_error, info)
+    elif hasattr(the_teacher, "annotate_batch"):
+        tally, failed = core.run_batch_teacher(the_teacher, lines, Writer(), on_error, the_teacher.batch_size)
     else:
         failed = 0
 
