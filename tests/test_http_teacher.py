@@ -270,3 +270,98 @@ def test_kill_9_then_rerun_finishes_exactly_once(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+# --- politeness and endpoint rules, unit by unit ------------------------------------------------
+
+import asyncio  # noqa: E402
+import email.utils  # noqa: E402
+
+from pdc.errors import PdcError  # noqa: E402
+from pdc.teachers import http  # noqa: E402
+
+
+def test_rpm_spaces_request_starts(server):
+    started = time.monotonic()
+    result, out = extract(server, problems(4), "--rpm", "300", "--concurrency", "4")  # one start per 0.2 s
+    assert result.exit_code == 0, result.stderr
+    assert time.monotonic() - started >= 0.6 and len(out) == 4
+
+
+def test_tpm_bucket_waits_for_tokens_and_takes_back_what_was_not_used():
+    async def scenario():
+        budget = http.Budget(rpm=None, tpm=6000)  # 100 tokens a second
+        t0 = time.monotonic()
+        await budget.acquire(6000)          # the whole bucket
+        await budget.acquire(50)            # must wait about 0.5 s for the refill
+        waited = time.monotonic() - t0
+        budget.settle(6000, 100)            # the first request used only 100 tokens
+        t1 = time.monotonic()
+        await budget.acquire(3000)          # the refund covers it
+        return waited, time.monotonic() - t1
+
+    waited, immediate = asyncio.run(scenario())
+    assert 0.4 <= waited < 2 and immediate < 0.1
+
+
+def test_retry_after_pauses_every_request(server):
+    server.retry_after = "0.5"
+    server.script(["429"])  # the first request is told to wait; the others must wait too
+    started = time.monotonic()
+    result, out = extract(server, problems(3), "--concurrency", "1")
+    assert result.exit_code == 0, result.stderr
+    assert time.monotonic() - started >= 0.5 and server.requests == 4
+
+
+def test_breaker_opens_probes_and_closes():
+    async def scenario():
+        breaker = http.Breaker(threshold=2, cooldown=0.2, trips=3)
+        breaker.failure("503")
+        await breaker.admit()                     # one failure: still closed
+        breaker.failure("503")                    # threshold: open for 0.2 s
+        t0 = time.monotonic()
+        await breaker.admit()                     # waits, then is the probe
+        waited = time.monotonic() - t0
+        assert breaker.probing
+        breaker.failure("503")                    # the probe failed: open again, 0.4 s
+        assert breaker.trips == 2 and breaker.open_until is not None
+        await breaker.admit()
+        breaker.success()                         # the probe succeeded: closed
+        return waited, breaker.open_until, breaker.trips
+
+    waited, open_until, trips = asyncio.run(scenario())
+    assert 0.15 <= waited < 1 and open_until is None and trips == 0
+
+
+def test_retry_after_header_forms():
+    assert http.retry_after_seconds("2") == 2.0
+    assert http.retry_after_seconds("0.25") == 0.25
+    assert http.retry_after_seconds(None) is None and http.retry_after_seconds("soon") is None
+    future = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= http.retry_after_seconds(future) <= 31
+
+
+def test_endpoints_and_where_keys_go():
+    env = {"OPENAI_API_KEY": "sk-openai-123456789", "DEEPSEEK_API_KEY": "sk-ds-123456789", "MINE": "k-1"}
+    gpt4 = http.resolve_endpoint("gpt-4", environ=env)
+    assert (gpt4.base_url, gpt4.model, gpt4.key_env, gpt4.api_key) == (
+        "https://api.openai.com/v1", "gpt-4", "OPENAI_API_KEY", "sk-openai-123456789")
+    assert "sk-openai" not in repr(gpt4)
+    moved = http.resolve_endpoint("gpt-4", base_url="http://127.0.0.1:8000/v1", environ=env)
+    assert moved.api_key is None and moved.key_env is None
+    assert http.resolve_endpoint("deepseek", environ=env).api_key == "sk-ds-123456789"
+    local = http.resolve_endpoint("codellama-7b", environ=env)
+    assert local.api_key is None and local.base_url.startswith("http://127.0.0.1")
+    assert http.resolve_endpoint("codeqwen-7b", api_key_env="MINE", environ=env).api_key == "k-1"
+    with pytest.raises(PdcError, match="--base-url URL and --model NAME"):
+        http.resolve_endpoint("openai", environ=env)
+    with pytest.raises(PdcError, match="http"):
+        http.resolve_endpoint("openai", base_url="ftp://x", model="m", environ=env)
+    with pytest.raises(PdcError, match="OPENAI_API_KEY is not set"):
+        http.resolve_endpoint("gpt-4", environ={})
+
+
+def test_redaction_of_echoed_keys():
+    assert http.redact("Incorrect API key provided: sk-abc123XYZ789.", None) == \
+        "Incorrect API key provided: [redacted]."
+    assert http.redact("token my-very-secret was bad", "my-very-secret") == "token [redacted] was bad"

@@ -133,7 +133,7 @@ def redact(text: str, secret: str | None) -> str:
     """Server text with the key (and anything shaped like an API key) blanked out."""
     if secret:
         text = text.replace(secret, "[redacted]")
-    return re.sub(r"\b(sk|pk|key)-[A-Za-z0-9_\-*.]{6,}", "[redacted]", text)
+    return re.sub(r"\b(sk|pk|key)-[A-Za-z0-9_\-*.]{5,}[A-Za-z0-9_*]", "[redacted]", text)
 
 
 # --- politeness: budgets and the breaker ----------------------------------------------------
