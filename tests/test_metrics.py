@@ -283,7 +283,79 @@ def test_bad_pairs_raise():
 
 
 def test_method_describes_every_figure():
-    for key in ("tokenizer", "tm", "ngram", "weighted_ngram", "sm", "dm", "cb", "em", "level", "top_k"):
+    for key in ("tokenizer", "tm", "ngram", "weighted_ngram", "sm", "dm", "sm_ted", "dm_jaccard", "cb", "em",
+                "level", "top_k"):
         assert isinstance(METHOD[key], str) and METHOD[key], key
     assert "or 1" in METHOD["cb"] and "codebleu 0.7.0" in METHOD["versions"]
     assert json.loads(json.dumps(METHOD)) == METHOD  # copied into eval's summary record
+
+
+# ----------------------------------------------------------------- the paper's own SM (TED) and DM (Jaccard)
+
+from pdc.metrics import TED_NODE_CAP, LabelTree, tree_edit_distance  # noqa: E402
+
+
+def tree(nested):
+    return LabelTree.from_nested(nested)
+
+
+def test_zhang_shasha_hand_checked():
+    # Zhang & Shasha (1989)'s example: f(d(a c(b)) e) -> f(c(d(a b)) e) costs 2
+    # (delete c under d, insert c above d).
+    left = ("f", [("d", [("a", []), ("c", [("b", [])])]), ("e", [])])
+    right = ("f", [("c", [("d", [("a", []), ("b", [])])]), ("e", [])])
+    assert tree_edit_distance(tree(left), tree(right)) == 2
+    assert tree_edit_distance(tree(right), tree(left)) == 2
+    assert tree_edit_distance(tree(left), tree(left)) == 0
+    assert tree_edit_distance(tree(("a", [])), tree(("b", []))) == 1  # one relabel
+    assert tree_edit_distance(tree(("a", [("b", []), ("c", [])])), tree(("a", []))) == 2  # two deletes
+    # post-order labels, leftmost leaves and keyroots as in the paper
+    t = tree(left)
+    assert t.labels == ("a", "b", "c", "d", "e", "f")
+    assert t.leftmost == (0, 1, 1, 0, 4, 0) and t.keyroots == (2, 4, 5)
+
+
+def test_node_cap_keeps_a_preorder_prefix():
+    chain = ("n0", [])
+    for i in range(1, TED_NODE_CAP + 50):
+        chain = (f"n{i}", [chain])
+    cut = LabelTree._build(chain, lambda t: t[0], lambda t: t[1], TED_NODE_CAP)
+    assert len(cut.labels) == TED_NODE_CAP
+    assert cut.labels[-1] == f"n{TED_NODE_CAP + 49}"  # the root is kept
+
+
+def test_sm_ted_and_dm_jaccard_hand_checked_python():
+    # "x = 1\ny = x\nz = y" has 13 named nodes, "x = 1\ny = x" 9: TED = 4 deletions.
+    # Edges: the reference's 4 def-use edges all occur among the prediction's 6.
+    r = score(["x = 1\ny = x\nz = y"], ["x = 1\ny = x"], "python")
+    assert r["sm_ted"] == pytest.approx(100 * (1 - 4 / 13))
+    assert r["dm_jaccard"] == pytest.approx(100 * 4 / 6)
+    assert r["dm"] == pytest.approx(100)  # codebleu's DM is recall: extra edges are free
+    # module(expression_statement(assignment(identifier, integer))) against
+    # module(return_statement(integer)): relabel 1, delete 2 -> TED 3 of 5 nodes.
+    r = score(["x = 1"], ["return 1"], "python")
+    assert r["sm_ted"] == pytest.approx(40)
+    assert r["dm_jaccard"] == 0  # the prediction's 2 edges, none in the (edgeless) reference
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_paper_formulas_on_each_language(lang):
+    reference, variant = SNIPPETS[lang]
+    same = score([reference], [reference], lang)
+    assert same["sm_ted"] == pytest.approx(100) and same["dm_jaccard"] == pytest.approx(100)
+    near = score([variant], [reference], lang)
+    assert 50 < near["sm_ted"] < 100  # one more binary expression in the variant
+    empty = score(["", " \n"], [reference] * 2, lang)
+    assert empty["sm_ted"] == 0 and empty["dm_jaccard"] == 0
+
+
+def test_paper_formulas_on_unparsable_and_single_token_outputs():
+    reference = SNIPPETS["python"][0]
+    r = score(["def add(a, b:\n    total = a +\n", ")))((("], [reference] * 2, "python")
+    assert 0 <= r["sm_ted"] < 60 and 0 <= r["dm_jaccard"] < 100
+    r = score(["return"], [SNIPPETS["java"][0]], "java")
+    assert 0 <= r["sm_ted"] < 10 and r["dm_jaccard"] == 0
+    assert score(["x"], ["x"], "ruby")["sm_ted"] == pytest.approx(100)
+    # neither side has an edge: dm_jaccard undefined, like dm
+    assert score(["pass"], ["pass"], "python")["dm_jaccard"] is None
+    assert score(["", ""], ["", ""], "go")["sm_ted"] == 100  # both empty

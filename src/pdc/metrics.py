@@ -40,6 +40,9 @@ LANGUAGES = ("go", "java", "javascript", "php", "python", "ruby")
 # CodeBLEU's default weights: n-gram, weighted n-gram, syntax, dataflow.
 WEIGHTS = (0.25, 0.25, 0.25, 0.25)
 MAX_ORDER = 4
+# sm_ted: trees over this many nodes are cut (pre-order) so one pair costs at most
+# O(cap^2 * depth^2) steps of Zhang-Shasha in pure Python.
+TED_NODE_CAP = 200
 KEYWORDS_DIR = Path(codebleu_bleu.__file__).parent / "keywords"
 
 # The tokenizer of TM and of CodeBLEU's two n-gram parts. CodeXGLUE and CodeBLEU
@@ -117,6 +120,25 @@ METHOD: dict[str, str] = {
         "nothing to either sum (as in CodeBLEU). If no reference has an edge, dm is "
         "undefined and reported as null (codebleu reports 0 then)."
     ),
+    "sm_ted": (
+        "The paper's syntax match, per pair: 1 - TED(A_pred, A_ref) / max(|A_pred|, |A_ref|), "
+        "A the tree-sitter tree of the snippet (prepared as for sm: stripped, comments "
+        "removed, PHP tag added), keeping named nodes only (the abstract syntax: punctuation "
+        "and operator tokens are dropped, so `a + b` and `a - b` have the same tree), each "
+        "labelled by its node type (names and literals are not compared); TED is the Zhang-Shasha "
+        "ordered tree edit distance with unit insert/delete/relabel costs (pdc.metrics.tree_edit_distance). "
+        f"Cost bound: a tree over {TED_NODE_CAP} nodes is cut to its first {TED_NODE_CAP} "
+        "nodes in pre-order (a connected tree holding the root) before the distance is taken. "
+        "An empty (whitespace-only) side scores 0 (100 when both are empty). The corpus figure "
+        "is the mean over pairs."
+    ),
+    "dm_jaccard": (
+        "The paper's dataflow match, per pair: Jaccard overlap |E_pred & E_ref| / |E_pred | E_ref| "
+        "of the def-use edges of sm/dm (codebleu's DFG extractors, variable names normalised "
+        "in order of appearance), as multisets (min/max of counts). Pairs where neither side "
+        "has an edge are left out; the corpus figure is the mean over the other pairs, null "
+        "if there are none. Unlike dm it is symmetric, so extra edges in the prediction cost."
+    ),
     "cb": (
         "CodeBLEU = 0.25*ngram + 0.25*weighted_ngram + 0.25*sm + 0.25*dm, each part at "
         "corpus level. codebleu 0.7.0 uses (dm or 1), which turns a 0 dataflow score "
@@ -179,7 +201,86 @@ def score(predictions: list[str], references: list[str], lang: str) -> dict:
         "ngram": 100 * parts.ngram,
         "weighted_ngram": 100 * parts.weighted_ngram,
         "em": 100 * matches / len(preds),
+        "sm_ted": _mean(_ted_similarity(p, r, lang) for p, r in zip(preds, refs)),
+        "dm_jaccard": _mean(_jaccard(_analyse(p, lang).flows, _analyse(r, lang).flows)
+                            for p, r in zip(preds, refs)),
     }
+
+
+def tree_edit_distance(a: "LabelTree", b: "LabelTree") -> int:
+    """Zhang-Shasha ordered tree edit distance, unit costs (insert, delete, relabel)."""
+    if not a.labels or not b.labels:
+        return len(a.labels) + len(b.labels)
+    la, lb = a.labels, b.labels
+    lla, llb = a.leftmost, b.leftmost
+    n, m = len(la), len(lb)
+    treedist = [[0] * m for _ in range(n)]
+    for i in a.keyroots:
+        li = lla[i]
+        rows = i - li + 2
+        for j in b.keyroots:
+            lj = llb[j]
+            cols = j - lj + 2
+            # per column: (y, node j1, whether j1's subtree starts at lj, its forest offset)
+            columns = [(y, lj + y - 1, llb[lj + y - 1] == lj, llb[lj + y - 1] - lj) for y in range(1, cols)]
+            fd = [list(range(cols))]  # forest distances, offsets li-1 / lj-1
+            for x in range(1, rows):
+                i1 = li + x - 1
+                prev, cur = fd[x - 1], [x] * cols
+                fd.append(cur)
+                tree_i, label_i, td, p = lla[i1] == li, la[i1], treedist[i1], lla[i1] - li
+                fdp = fd[p]
+                for y, j1, tree_j, q in columns:
+                    d = min(prev[y], cur[y - 1]) + 1
+                    if tree_i and tree_j:
+                        sub = prev[y - 1] + (label_i != lb[j1])
+                        if sub < d:
+                            d = sub
+                        td[j1] = d
+                    else:
+                        sub = fdp[q] + td[j1]
+                        if sub < d:
+                            d = sub
+                    cur[y] = d
+    return treedist[n - 1][m - 1]
+
+
+@dataclass(frozen=True)
+class LabelTree:
+    """A tree in Zhang-Shasha form: post-order labels, leftmost leaf of each node, keyroots."""
+
+    labels: tuple[str, ...]
+    leftmost: tuple[int, ...]
+    keyroots: tuple[int, ...]
+
+    @classmethod
+    def from_nested(cls, tree) -> "LabelTree":
+        """From (label, [children...]) tuples; for tests and hand-checked examples."""
+        return cls._build(tree, lambda t: t[0], lambda t: t[1])
+
+    @classmethod
+    def _build(cls, root, label, children, cap: int | None = None) -> "LabelTree":
+        # Iterative post-order walk; a child is entered only while fewer than `cap`
+        # nodes have been entered in pre-order, so the kept nodes are a pre-order prefix.
+        labels: list[str] = []
+        leftmost: list[int] = []
+        stack = [[root, iter(children(root)), 0]]  # node, its children left, first post-order index
+        entered = 1
+        while stack:
+            top = stack[-1]
+            child = next(top[1], None)
+            if child is not None:
+                if cap is None or entered < cap:
+                    entered += 1
+                    stack.append([child, iter(children(child)), len(labels)])
+                continue
+            stack.pop()
+            leftmost.append(top[2])  # leftmost leaf = first post-order node of the subtree
+            labels.append(label(top[0]))
+        seen: dict[int, int] = {}
+        for i, l in enumerate(leftmost):
+            seen[l] = i  # the highest node with each leftmost leaf is a keyroot
+        return cls(tuple(labels), tuple(leftmost), tuple(sorted(seen.values())))
 
 
 def sentence_codebleu(prediction: str, reference: str, lang: str) -> float:
@@ -268,6 +369,39 @@ def _codebleu_parts(preds, refs, pred_tokens, ref_tokens, lang) -> _Parts:
     syntax = _ratio(_syntax_counts(p, r) for p, r in trees)
     dataflow = _ratio(_dataflow_counts(p, r) for p, r in trees)
     return _Parts(float(ngram), float(weighted), syntax, dataflow)  # syntax: roots always count
+
+
+def _mean(values) -> float | None:
+    """Mean of the defined values, 0-100; None when none is defined."""
+    defined = [v for v in values if v is not None]
+    return 100 * sum(defined) / len(defined) if defined else None
+
+
+def _ted_similarity(pred: str, ref: str, lang: str) -> float:
+    """1 - TED / max(|A_pred|, |A_ref|); 0 against an empty side, 1 when both are empty."""
+    if not pred.strip() or not ref.strip():
+        return float(not pred.strip() and not ref.strip())
+    return _ted_pair(pred, ref, lang)
+
+
+@lru_cache(maxsize=4096)
+def _ted_pair(pred: str, ref: str, lang: str) -> float:
+    """Cached: top-1 and top-k often score the same beam."""
+    a, b = _label_tree(pred, lang), _label_tree(ref, lang)
+    return 1 - tree_edit_distance(a, b) / max(len(a.labels), len(b.labels))
+
+
+def _jaccard(pred: Counter, ref: Counter) -> float | None:
+    """Multiset Jaccard of two edge counters; None when both are empty."""
+    union = sum((pred | ref).values())
+    return sum((pred & ref).values()) / union if union else None
+
+
+@lru_cache(maxsize=512)
+def _label_tree(code: str, lang: str) -> LabelTree:
+    source = _parsable_source(code, lang)
+    root = _parser(lang).parse(bytes(source, "utf8")).root_node
+    return LabelTree._build(root, lambda n: n.type, lambda n: n.named_children, TED_NODE_CAP)
 
 
 def _ratio(counts) -> float | None:
