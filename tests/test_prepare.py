@@ -321,7 +321,8 @@ def test_on_error_skip_and_emit():
 def test_help_starts_with_its_summary_and_an_example_pipe():
     result = run(["--help"])
     assert result.exit_code == 0
-    assert "Turn CodeSearchNet rows or Python source into problem records (JSONL)." in result.stdout
+    assert ("Turn CodeSearchNet, MBPP or HumanEval rows, or Python source, into problem records"
+            in " ".join(result.stdout.split()))
     assert "pdc prepare --harvest --limit 500 | pdc extract --teacher ast > cot.jsonl" in result.stdout
 
 

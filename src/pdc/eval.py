@@ -14,6 +14,7 @@ How each figure is computed is copied from `pdc.metrics.METHOD` into the summary
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Iterator
@@ -31,10 +32,17 @@ class EvalConfig:
     split: str = "test"            # records of this split ("all" = every record)
     mode: str = "direct"           # direct: [code] nl -> code; plan: [pseudocode] nl -> steps, then code
     limit: int = 0                 # 0 = all matching records
+    workers: int = 1               # processes scoring metrics (and sandbox runs at once with --exec)
+    exec: bool = False             # run each beam against the record's `tests` (Python only)
+    exec_timeout: float = 10.0     # wall-clock seconds per sandbox run
+    exec_memory_mb: int = 1024     # address-space limit per sandbox run, MiB
+    security: bool = False         # bandit scan of the Python records' first beams
 
     def check(self) -> None:
-        if self.beams < 1 or self.batch_size < 1:
-            raise PdcError("--beams and --batch-size must be at least 1")
+        if self.beams < 1 or self.batch_size < 1 or self.workers < 1:
+            raise PdcError("--beams, --batch-size and --workers must be at least 1")
+        if self.exec_timeout <= 0 or self.exec_memory_mb < 64:
+            raise PdcError("--exec-timeout must be positive and --exec-memory-mb at least 64")
         if self.mode not in ("direct", "plan"):
             raise PdcError(f"--mode must be direct or plan, not {self.mode!r}")
 
@@ -51,6 +59,12 @@ def selected(lines: Iterable, cfg: EvalConfig) -> Iterator[tuple[dict[str, Any],
         for name in ("id", "lang", "nl", "code"):
             if not isinstance(record.get(name), str):
                 raise RecordError(where, name, "missing or not a string")
+        if cfg.exec:
+            if record["lang"] != "python":
+                raise RecordError(where, "lang", f"--exec runs Python only, got {record['lang']!r}")
+            if not isinstance(record.get("tests"), str) or not record["tests"].strip():
+                raise RecordError(where, "tests", "missing or empty; --exec needs records from "
+                                  "`pdc prepare` of MBPP or HumanEval rows")
         yield record, where
         taken += 1
         if cfg.limit and taken >= cfg.limit:
@@ -126,11 +140,12 @@ def score_record(record: dict[str, Any], predictions: list[str]) -> dict[str, An
 
 
 def eval_records(records: Iterable[tuple[dict[str, Any], str]], cfg: EvalConfig, student=None,
-                 score_field: str = "predictions") -> Iterator[dict[str, Any]]:
+                 score_field: str = "predictions", pool=None) -> Iterator[dict[str, Any]]:
     """Per-record outputs, streamed batch by batch.
 
     With a student, predictions are generated; without, each record's
     `score_field` (a list of strings, best first, or one string) is scored as is.
+    `pool` (a concurrent.futures executor) scores the batch's records in parallel.
     """
     gen = Generator(student, cfg) if student is not None else None
     for batch in _batches(records, cfg.batch_size):
@@ -139,14 +154,48 @@ def eval_records(records: Iterable[tuple[dict[str, Any], str]], cfg: EvalConfig,
         else:
             preds = [_given_predictions(r, w, score_field) for r, w in batch]
             scores, plans = [[None] * len(p) for p in preds], [None] * len(batch)
-        for (record, _), p, s, plan in zip(batch, preds, scores, plans):
+        pairs = [({"code": r["code"], "lang": r["lang"]}, p) for (r, _), p in zip(batch, preds)]
+        evals = list(pool.map(_score_pair, pairs)) if pool else [score_record(*pair) for pair in pairs]
+        runs = _exec_batch(batch, preds, cfg) if cfg.exec else [None] * len(batch)
+        for (record, _), p, s, plan, ev, run_ in zip(batch, preds, scores, plans, evals, runs):
             out = dict(record)
             out["predictions"] = p
             out["beam_scores"] = s
             if plan is not None:
                 out["plan"] = plan
-            out["eval"] = score_record(record, p)
+            out["eval"] = ev
+            if run_ is not None:
+                out["exec"] = run_
             yield out
+
+
+def _score_pair(pair: tuple[dict[str, Any], list[str]]) -> dict[str, Any]:
+    return score_record(*pair)
+
+
+def sandbox_config(cfg: EvalConfig):
+    from pdc.execution import SandboxConfig
+
+    return SandboxConfig(timeout=cfg.exec_timeout, memory_mb=cfg.exec_memory_mb)
+
+
+def _exec_batch(batch, preds: list[list[str]], cfg: EvalConfig) -> list[dict[str, Any]]:
+    """Every beam of every record run against the record's tests, `workers` runs at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pdc.execution import run_tests
+
+    sandbox = sandbox_config(cfg)
+    jobs = [(i, p, record["tests"]) for i, ((record, _), beams) in enumerate(zip(batch, preds)) for p in beams]
+    with ThreadPoolExecutor(max_workers=cfg.workers) as threads:  # each run is its own process
+        results = list(threads.map(lambda job: run_tests(job[1], job[2], sandbox), jobs))
+    out: list[dict[str, Any]] = [{"status": [], "passed": 0, "n": 0, "stderr": []} for _ in batch]
+    for (i, _, _), result in zip(jobs, results):
+        out[i]["status"].append(result.status)
+        out[i]["stderr"].append(result.stderr[-300:])
+        out[i]["passed"] += result.status == "passed"
+        out[i]["n"] += 1
+    return out
 
 
 def _given_predictions(record: dict[str, Any], where: str, field: str) -> list[str]:
@@ -158,23 +207,63 @@ def _given_predictions(record: dict[str, Any], where: str, field: str) -> list[s
     return value
 
 
-def summarize(rows: list[dict[str, Any]], cfg: EvalConfig, extra: dict[str, Any]) -> dict[str, Any]:
+def summarize(rows: list[dict[str, Any]], cfg: EvalConfig, extra: dict[str, Any], pool=None) -> dict[str, Any]:
     """The summary record: corpus metrics for top-1 and top-k, per language and overall."""
     from pdc.metrics import METHOD, score
 
-    by_lang: dict[str, dict[str, Any]] = {}
-    for lang in sorted({r["lang"] for r in rows}):
+    langs = sorted({r["lang"] for r in rows})
+    jobs = []  # (predictions, references, lang): top-1 then top-k of each language
+    for lang in langs:
         mine = [r for r in rows if r["lang"] == lang]
         refs = [r["code"] for r in mine]
-        top1 = score([r["predictions"][0] for r in mine], refs, lang)
-        topk = score([r["predictions"][r["eval"]["best_index"]] for r in mine], refs, lang)
+        jobs.append(([r["predictions"][0] for r in mine], refs, lang))
+        jobs.append(([r["predictions"][r["eval"]["best_index"]] for r in mine], refs, lang))
+    scored = list(pool.map(score, *zip(*jobs))) if pool and jobs else [score(*job) for job in jobs]
+    by_lang: dict[str, dict[str, Any]] = {}
+    for i, lang in enumerate(langs):
+        mine = [r for r in rows if r["lang"] == lang]
+        top1, topk = scored[2 * i], scored[2 * i + 1]
         topk["em_any"] = 100.0 * sum(r["eval"]["exact_any"] for r in mine) / len(mine)
         by_lang[lang] = {"n": len(mine), "top1": top1, "topk": topk}
     overall = {part: _weighted([v[part] for v in by_lang.values()], [v["n"] for v in by_lang.values()])
                for part in ("top1", "topk")} if by_lang else {"top1": {}, "topk": {}}
-    return {"summary": True, **extra, "n": len(rows), "k": cfg.beams, "mode": cfg.mode,
-            "split": cfg.split, **overall, "by_lang": by_lang, "topk_rule": METHOD["top_k"],
-            "method": METHOD, "config": asdict(cfg)}
+    summary = {"summary": True, **extra, "n": len(rows), "k": cfg.beams, "mode": cfg.mode,
+               "split": cfg.split, **overall, "by_lang": by_lang, "topk_rule": METHOD["top_k"],
+               "method": METHOD, "config": asdict(cfg)}
+    if cfg.exec:
+        summary["exec"] = exec_summary([r["exec"] for r in rows], cfg)
+    if cfg.security:
+        from pdc.security import scan
+
+        python = [r["predictions"][0] for r in rows if r["lang"] == "python"]
+        summary["security"] = scan(python) if python else None
+    return summary
+
+
+def exec_summary(runs: list[dict[str, Any]], cfg: EvalConfig) -> dict[str, Any]:
+    """pass@1 and pass@k (Chen et al. 2021) over problems, plus the first beam's pass rate."""
+    from pdc.execution import isolation, pass_at_k
+
+    n = min(r["n"] for r in runs)
+    ks = sorted({1, n})
+    out: dict[str, Any] = {"problems": len(runs)}
+    for k in ks:
+        out[f"pass@{k}"] = round(100 * sum(pass_at_k(r["n"], r["passed"], k) for r in runs) / len(runs), 4)
+    out["top1_pass"] = round(100 * sum(r["status"][0] == "passed" for r in runs) / len(runs), 4)
+    statuses: dict[str, int] = {}
+    for r in runs:
+        for s in r["status"]:
+            statuses[s] = statuses.get(s, 0) + 1
+    out["statuses"] = statuses
+    out["method"] = (
+        "Each of a record's n candidates (its beams, or the predictions given) is run once: candidate "
+        "code, then the record's tests, in a fresh sandboxed interpreter; it passes if the program runs "
+        "to its end and exits 0. pass@k = mean over problems of 1 - C(n-c, k)/C(n, k) (Chen et al. "
+        "2021, unbiased), c candidates passing; with beams (not samples) pass@1 is the mean share of "
+        "passing beams and pass@n whether any beam passes; top1_pass scores the first beam only. "
+        "Percentages, 0-100.")
+    out["sandbox"] = {**asdict(sandbox_config(cfg)), **isolation()}
+    return out
 
 
 def _weighted(parts: list[dict[str, Any]], weights: list[int]) -> dict[str, float | None]:
@@ -190,6 +279,20 @@ def _weighted(parts: list[dict[str, Any]], weights: list[int]) -> dict[str, floa
     return out
 
 
+@contextlib.contextmanager
+def _pool(workers: int):
+    """A process pool for metrics when workers > 1 (None otherwise)."""
+    if workers <= 1:
+        yield None
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    # forkserver: the parent may hold torch threads; a forked child would inherit their locks
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        yield pool
+
+
 def run(lines: Iterable, cfg: EvalConfig, model_dir: str | None, score_field: str,
         write, run_name: str | None = None) -> dict[str, Any]:
     """Evaluate and write per-record outputs then the summary; return the summary."""
@@ -199,16 +302,17 @@ def run(lines: Iterable, cfg: EvalConfig, model_dir: str | None, score_field: st
     started = time.time()
     student = load_trained(model_dir) if model_dir else None
     rows = []
-    for out in eval_records(selected(lines, cfg), cfg, student, score_field):
-        write(out)
-        rows.append({"lang": out["lang"], "code": out["code"], "predictions": out["predictions"],
-                     "eval": out["eval"]})
-    if not rows:
-        raise PdcError(f"no records of split '{cfg.split}' to evaluate, check --split")
     provenance = {k: student.config.get(k) for k in ("student", "seed", "code_input", "data", "train")} \
         if student is not None else {"scored_field": score_field}
-    summary = summarize(rows, cfg, {"run": run_name or model_dir or score_field, "model": model_dir,
-                                    "provenance": provenance})
+    with _pool(cfg.workers) as pool:
+        for out in eval_records(selected(lines, cfg), cfg, student, score_field, pool):
+            write(out)
+            rows.append({"lang": out["lang"], "code": out["code"], "predictions": out["predictions"],
+                         "eval": out["eval"], "exec": out.get("exec")})
+        if not rows:
+            raise PdcError(f"no records of split '{cfg.split}' to evaluate, check --split")
+        summary = summarize(rows, cfg, {"run": run_name or model_dir or score_field, "model": model_dir,
+                                        "provenance": provenance}, pool)
     summary["seconds"] = round(time.time() - started, 2)
     write(summary)
     return summary

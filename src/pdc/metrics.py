@@ -211,6 +211,8 @@ def tree_edit_distance(a: "LabelTree", b: "LabelTree") -> int:
     """Zhang-Shasha ordered tree edit distance, unit costs (insert, delete, relabel)."""
     if not a.labels or not b.labels:
         return len(a.labels) + len(b.labels)
+    if a == b:
+        return 0  # same labels and shape
     la, lb = a.labels, b.labels
     lla, llb = a.leftmost, b.leftmost
     n, m = len(la), len(lb)

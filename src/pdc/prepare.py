@@ -271,6 +271,79 @@ def from_csn(row: dict[str, Any], where: str, config: PrepareConfig | None = Non
     return {"id": record_id, "lang": lang, "nl": nl, "code": code, "split": split, "source": source}
 
 
+# ---------------------------------------------------------------- MBPP and HumanEval (problems with tests)
+
+def mbpp_split(task_id: int) -> str:
+    """MBPP's own split: 11-510 test, 511-600 valid, 601-974 train, 1-10 (few-shot prompts) train."""
+    if 11 <= task_id <= 510:
+        return "test"
+    if 511 <= task_id <= 600:
+        return "valid"
+    return "train"
+
+
+def from_mbpp(row: dict[str, Any], where: str) -> dict[str, Any]:
+    """One MBPP row (mbpp.jsonl: text/test_setup_code; sanitized: prompt/test_imports) as a record.
+
+    `tests` is the Python run after the candidate code: the test imports, the
+    setup code (tasks 367 and 927 need it after the code), then the asserts.
+    """
+    task_id = require(row, "task_id", where, int)
+    sanitized = "prompt" in row
+    nl = require(row, "prompt" if sanitized else "text", where)
+    code = require(row, "code", where).replace("\r\n", "\n")
+    asserts = require(row, "test_list", where, list)
+    if not asserts or not all(isinstance(a, str) for a in asserts):
+        raise RecordError(where, "test_list", "expected a non-empty list of assert statements")
+    imports = row.get("test_imports") or []
+    setup = row.get("test_setup_code") or ""
+    if not isinstance(imports, list) or not isinstance(setup, str):
+        raise RecordError(where, "test_imports" if not isinstance(imports, list) else "test_setup_code",
+                          "expected a list of strings / a string")
+    tests = "\n".join([*imports, setup, *asserts]).strip() + "\n"
+    dataset = "mbpp-sanitized" if sanitized else "mbpp"
+    return {"id": f"{dataset}/{task_id}", "lang": "python", "nl": " ".join(nl.split()), "code": code,
+            "split": mbpp_split(task_id), "tests": tests,
+            "source": {"dataset": dataset, "task_id": task_id, "test_list": asserts}}
+
+
+def from_humaneval(row: dict[str, Any], where: str) -> dict[str, Any]:
+    """One HumanEval row (task_id, prompt, canonical_solution, test, entry_point) as a record.
+
+    `nl` is the docstring of the entry point (the whole prompt if it has none),
+    `code` the prompt plus the canonical solution, `tests` the row's `test`
+    followed by `check(<entry_point>)`. Every HumanEval problem is a test problem.
+    """
+    task_id = require(row, "task_id", where)
+    prompt = require(row, "prompt", where)
+    solution = require(row, "canonical_solution", where)
+    test = require(row, "test", where)
+    entry = require(row, "entry_point", where)
+    if not entry.isidentifier():
+        raise RecordError(where, "entry_point", f"not a Python name: {entry!r}")
+    nl = prompt
+    try:
+        for node in ast.walk(ast.parse(prompt)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry:
+                nl = ast.get_docstring(node) or prompt
+    except SyntaxError:
+        raise RecordError(where, "prompt", "not valid Python") from None
+    number = task_id.split("/")[-1]
+    return {"id": f"humaneval/{number}", "lang": "python", "nl": " ".join(nl.split()),
+            "code": prompt + solution, "split": "test",
+            "tests": f"{test}\n\ncheck({entry})\n", "entry_point": entry,
+            "source": {"dataset": "humaneval", "task_id": task_id, "prompt": prompt}}
+
+
+def row_format(row: dict[str, Any]) -> str:
+    """csn, mbpp or humaneval, from the row's fields."""
+    if "test_list" in row:
+        return "mbpp"
+    if "canonical_solution" in row and "entry_point" in row:
+        return "humaneval"
+    return "csn"
+
+
 class CsnPreparer:
     """`from_csn` over a stream: skips duplicate ids, counts what it leaves out, honours `limit`.
 
@@ -287,7 +360,13 @@ class CsnPreparer:
 
     def __call__(self, row: dict[str, Any], where: str) -> Iterator[dict[str, Any]]:
         try:
-            record = from_csn(row, where, self.config)
+            kind = row_format(row)
+            if kind == "csn":
+                record = from_csn(row, where, self.config)
+            else:
+                record = (from_mbpp if kind == "mbpp" else from_humaneval)(row, where)
+                if "python" not in self.config.langs:  # MBPP and HumanEval keep their own split
+                    raise Skipped("other language")
         except Skipped as s:
             self.skipped[s.reason] += 1
             return
@@ -305,6 +384,32 @@ class CsnPreparer:
             if self.config.limit is not None and self.written >= self.config.limit:
                 return
             yield line
+
+
+def read_rows(paths: Sequence[str]) -> Iterator[Line]:
+    """JSONL lines of each path, or the items of a path ending in `.json` holding a JSON
+    array (sanitized-mbpp.json), as Lines `file:#n` (tolerant: bad items carry the error)."""
+    import json
+
+    from pdc.jsonl import read_lines
+
+    for path in paths:
+        if not path.endswith(".json"):
+            yield from read_lines([path], tolerant=True)
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                items = json.load(f)
+        except (OSError, ValueError) as e:
+            raise PdcError(f"{path}: cannot read a JSON array ({e}), give JSONL or a .json array") from None
+        if not isinstance(items, list):
+            raise PdcError(f"{path}: expected a JSON array of objects, got {type(items).__name__}")
+        for n, item in enumerate(items, start=1):
+            where = f"{path}:#{n}"
+            if isinstance(item, dict):
+                yield Line(where, item)
+            else:
+                yield Line(where, None, RecordError(where, None, f"expected a JSON object, got {type(item).__name__}"))
 
 
 # ---------------------------------------------------------------- harvest

@@ -13,7 +13,8 @@ from pdc.stream import OnError
 Sources = Annotated[
     Optional[List[str]],
     typer.Argument(
-        help="CodeSearchNet .jsonl/.jsonl.gz files ('-' or nothing reads stdin); with --harvest, "
+        help="CodeSearchNet, MBPP or HumanEval .jsonl/.jsonl.gz files or .json arrays ('-' or nothing "
+             "reads stdin), the format told by each row's fields; with --harvest, "
              "Python source directories (default: this interpreter's standard library).",
         show_default=False, metavar="FILE|DIR",
     ),
@@ -40,22 +41,25 @@ def prepare(
     ] = PrepareConfig.min_code_lines,
     on_error: OnErrorOpt = OnError.stop,
 ) -> None:
-    """Turn CodeSearchNet rows or Python source into problem records (JSONL).
+    """Turn CodeSearchNet, MBPP or HumanEval rows, or Python source, into problem records (JSONL).
 
     Each record is {id, lang, nl, code, split, source}: nl is the docstring's
     first paragraph without parameter sections, code the function without its
-    docstring. Skipped rows are counted on stderr.
+    docstring. MBPP and HumanEval rows also get `tests` (Python run after
+    the code by `pdc eval --exec`) and keep their own split. Skipped rows are
+    counted on stderr.
 
     \b
         pdc prepare --harvest --limit 500 | pdc extract --teacher ast > cot.jsonl
         pdc prepare python_test_0.jsonl.gz --split partition > problems.jsonl
         pdc prepare --harvest ~/src/myproject > mine.jsonl
+        pdc prepare mbpp.jsonl | pdc eval --exec --score-field code --split all
     """
     import time
     from collections import Counter
 
     from pdc import prepare as core
-    from pdc.jsonl import Writer, read_lines
+    from pdc.jsonl import Writer
     from pdc.options import input_paths
     from pdc.stream import apply, finish
 
@@ -79,7 +83,7 @@ def prepare(
               f"skipped {_counts(skipped)}")
         return
     preparer = core.CsnPreparer(config, note=_note)
-    tally = apply(preparer.take(read_lines(input_paths(sources), tolerant=True)), preparer, writer, on_error)
+    tally = apply(preparer.take(core.read_rows(input_paths(sources))), preparer, writer, on_error)
     _note(f"prepare: {preparer.written} records from {tally.read} rows; "
           f"skipped {_counts(preparer.skipped)}")
     finish(tally, "rows")
