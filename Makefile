@@ -9,13 +9,14 @@ TORCH  ?= torch==2.13.0
 RUN    ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo bench bench-extract clean help
+.PHONY: install test test-fast demo bench bench-extract bench-eval clean help
 
 help:
 	@echo "make demo   harvest -> extract -> train x3 -> eval -> table -> export -> bench ($(RUN))"
 	@echo "make test   the test suite"
 	@echo "make install  build $(VENV) (torch CPU, pinned dependencies)"
-	@echo "make bench  the benchmarks (bench-extract: extract throughput against a local server)"
+	@echo "make bench  the benchmarks (bench-extract: extract throughput against a local server;"
+	@echo "           bench-eval: batched eval generation against a per-record loop)"
 
 install: $(VENV)/.installed
 
@@ -35,10 +36,13 @@ test-fast: install
 demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash shell/demo.sh "$(RUN)"
 
-bench: bench-extract
+bench: bench-extract bench-eval
 
 bench-extract: install
 	$(BIN)/python bench/extract_bench.py
+
+bench-eval: install
+	$(BIN)/python bench/eval_bench.py
 
 clean:
 	rm -rf runs .pytest_cache build src/*.egg-info
