@@ -10,6 +10,10 @@ CB and exact match for
           the paper's top-5 column; `em_any` counts a record exact when any beam is.
 
 How each figure is computed is copied from `pdc.metrics.METHOD` into the summary.
+With `exec`, every candidate also runs against the record's `tests` in the
+sandbox of `pdc.execution` (pass@k in the summary's `exec`); with `security`,
+the Python records' first candidates are scanned by bandit (`pdc.security`).
+`workers` > 1 computes the metrics in that many processes (same figures).
 """
 
 from __future__ import annotations

@@ -143,9 +143,10 @@ def _libc_unshare(flags: int) -> bool:
 
 def _child_setup(cfg: SandboxConfig, drop: bool):
     """Runs in the child between fork and exec: namespaces, limits, then the user."""
+    root = os.geteuid() == 0
 
     def setup() -> None:
-        if drop:
+        if root:
             _libc_unshare(CLONE_NEWNET)
         else:
             _libc_unshare(CLONE_NEWUSER | CLONE_NEWNET)  # may be refused: the audit hook remains
