@@ -160,14 +160,66 @@ def test_parts_equal_the_package_on_real_pairs(lang):
     predictions, references = real_pairs(lang)
     result = score(predictions, references, lang)
     parts = package_parts(predictions, references, lang)
-    for key, value in parts.items():
-        assert result[key] == pytest.approx(value), key
-    expected_cb = sum(parts.values()) / 4  # 0.25 each, no `or 1`
+    for key in ("ngram", "weighted_ngram", "sm"):
+        assert result[key] == pytest.approx(parts[key]), key
+    # DM: the package's value depends on the hash seed (see test_dm_is_reproducible_across_processes)
+    low, high = min(PACKAGE_DM[lang]), max(PACKAGE_DM[lang])
+    assert low - 1e-9 <= result["dm"] <= high + 1e-9
+    expected_cb = (parts["ngram"] + parts["weighted_ngram"] + parts["sm"] + result["dm"]) / 4  # no `or 1`
     assert result["cb"] == pytest.approx(expected_cb)
     for prediction, reference in list(zip(predictions, references))[:4]:
         sentence_parts = package_parts([prediction], [reference], lang)
-        expected = sum(sentence_parts.values()) / 4
+        mine = score([prediction], [reference], lang)["dm"]
+        expected = (sentence_parts["ngram"] + sentence_parts["weighted_ngram"] + sentence_parts["sm"]
+                    + (mine if mine is not None else 0)) / (4 if mine is not None else 3)
         assert sentence_codebleu(prediction, reference, lang) == pytest.approx(expected)
+
+
+SEED_SCRIPT = """
+import json, sys
+sys.path.insert(0, {tests!r})
+from test_metrics import package_parts, real_pairs
+from pdc.metrics import score
+out = {{}}
+for lang in ("python", "ruby"):
+    predictions, references = real_pairs(lang)
+    out[lang] = [package_parts(predictions, references, lang)["dm"], score(predictions, references, lang)["dm"]]
+print(json.dumps(out))
+"""
+
+
+def _dm_under_seeds(seeds) -> dict:
+    """{lang: ([package DM per seed], [pdc DM per seed])}, each seed in its own process."""
+    import os
+    import subprocess
+    import sys
+
+    found: dict = {"python": ([], []), "ruby": ([], [])}
+    for seed in seeds:
+        env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+        proc = subprocess.run([sys.executable, "-c", SEED_SCRIPT.format(tests=str(Path(__file__).parent))],
+                              capture_output=True, text=True, env=env, timeout=300, check=True)
+        for lang, (package, mine) in json.loads(proc.stdout.splitlines()[-1]).items():
+            found[lang][0].append(package)
+            found[lang][1].append(mine)
+    return found
+
+
+_SEEDS: dict = {}  # filled once per module run by the fixture below
+PACKAGE_DM: dict = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _package_dm_under_seeds():
+    _SEEDS.update(_dm_under_seeds(range(4)))
+    PACKAGE_DM.update({lang: package for lang, (package, _) in _SEEDS.items()})
+
+
+def test_dm_is_reproducible_across_processes():
+    """codebleu 0.7.0 merges parent names with list(set(...)): its DM moves with PYTHONHASHSEED."""
+    for lang, (package, mine) in _SEEDS.items():
+        assert len(set(mine)) == 1, (lang, mine)  # pdc: one value whatever the seed
+    assert any(len(set(package)) > 1 for package, _ in _SEEDS.values())  # the package: several
 
 
 def test_unrelated_code_scores_low():

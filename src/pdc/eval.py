@@ -222,7 +222,7 @@ def summarize(rows: list[dict[str, Any]], cfg: EvalConfig, extra: dict[str, Any]
         refs = [r["code"] for r in mine]
         jobs.append(([r["predictions"][0] for r in mine], refs, lang))
         jobs.append(([r["predictions"][r["eval"]["best_index"]] for r in mine], refs, lang))
-    scored = list(pool.map(score, *zip(*jobs))) if pool and jobs else [score(*job) for job in jobs]
+    scored = [score(*job, pool=pool) for job in jobs]  # the pool computes the tree edit distances
     by_lang: dict[str, dict[str, Any]] = {}
     for i, lang in enumerate(langs):
         mine = [r for r in rows if r["lang"] == lang]

@@ -118,7 +118,11 @@ METHOD: dict[str, str] = {
         "extractors, variable names normalised, multiset overlap divided by the "
         "reference's edge count, summed over the corpus; references with no edges add "
         "nothing to either sum (as in CodeBLEU). If no reference has an edge, dm is "
-        "undefined and reported as null (codebleu reports 0 then)."
+        "undefined and reported as null (codebleu reports 0 then). Made reproducible: "
+        "codebleu 0.7.0 merges each edge's parent names with list(set(...)), so their "
+        "order, the variable numbering and DM change with PYTHONHASHSEED (between "
+        "processes); pdc orders the parents by first occurrence as a graph node (then "
+        "by name) before normalising, one fixed choice among the package's outcomes."
     ),
     "sm_ted": (
         "The paper's syntax match, per pair: 1 - TED(A_pred, A_ref) / max(|A_pred|, |A_ref|), "
@@ -182,8 +186,12 @@ def bleu_corpus(predictions: list[str], references: list[str]) -> float:
     return 100 * _smoothed_bleu([tokenize(p) for p in predictions], [tokenize(r) for r in references])
 
 
-def score(predictions: list[str], references: list[str], lang: str) -> dict:
-    """Corpus-level TM, SM, DM, CB, CodeBLEU parts and EM, 0-100; see METHOD."""
+def score(predictions: list[str], references: list[str], lang: str, pool=None) -> dict:
+    """Corpus-level TM, SM, DM, CB, CodeBLEU parts, EM, sm_ted and dm_jaccard, 0-100; see METHOD.
+
+    `pool` (a concurrent.futures executor) computes the tree edit distances,
+    the costly part, in parallel; the figures are the same.
+    """
     _check_lang(lang)
     _check_pairs(predictions, references)
     preds = [p or "" for p in predictions]
@@ -201,7 +209,7 @@ def score(predictions: list[str], references: list[str], lang: str) -> dict:
         "ngram": 100 * parts.ngram,
         "weighted_ngram": 100 * parts.weighted_ngram,
         "em": 100 * matches / len(preds),
-        "sm_ted": _mean(_ted_similarity(p, r, lang) for p, r in zip(preds, refs)),
+        "sm_ted": _mean(_ted_similarities(preds, refs, lang, pool)),
         "dm_jaccard": _mean(_jaccard(_analyse(p, lang).flows, _analyse(r, lang).flows)
                             for p, r in zip(preds, refs)),
     }
@@ -379,6 +387,17 @@ def _mean(values) -> float | None:
     return 100 * sum(defined) / len(defined) if defined else None
 
 
+def _ted_similarities(preds: list[str], refs: list[str], lang: str, pool=None) -> list[float]:
+    jobs = [(p, r, lang) for p, r in zip(preds, refs)]
+    if pool is None or len(jobs) < 8:
+        return [_ted_similarity(*job) for job in jobs]
+    return list(pool.map(_ted_job, jobs, chunksize=max(1, len(jobs) // 32)))
+
+
+def _ted_job(job: tuple[str, str, str]) -> float:
+    return _ted_similarity(*job)
+
+
 def _ted_similarity(pred: str, ref: str, lang: str) -> float:
     """1 - TED / max(|A_pred|, |A_ref|); 0 against an empty side, 1 when both are empty."""
     if not pred.strip() or not ref.strip():
@@ -447,9 +466,26 @@ def _analyse(code: str, lang: str) -> _Tree:
     parser = _parser(lang)
     root = parser.parse(bytes(source, "utf8")).root_node
     subtrees = tuple(_subtree_hashes(root))
-    edges = normalize_dataflow(get_data_flow(source, [parser, dfg_function[lang]]))
+    edges = normalize_dataflow(_ordered_parents(get_data_flow(source, [parser, dfg_function[lang]])))
     flows = Counter((var, relation, tuple(parents)) for var, relation, parents in edges)
     return _Tree(subtrees, frozenset(subtrees), flows)
+
+
+def _ordered_parents(dfg: list) -> list:
+    """codebleu's DFG with each edge's parent names in a fixed order.
+
+    codebleu 0.7.0 merges parent lists with list(set(...)), so their order, and with
+    it normalize_dataflow's variable numbering and DM itself, changes with
+    PYTHONHASHSEED (from one process to the next). pdc orders the parents by where
+    each name first occurs as a node of the graph (nodes are sorted by position),
+    then by name: the package's own rule with one fixed choice of order.
+    """
+    first: dict[str, int] = {}
+    for rank, item in enumerate(dfg):
+        first.setdefault(item[0], rank)
+    last = len(dfg)
+    return [(item[0], item[1], item[2], sorted(item[3], key=lambda name: (first.get(name, last), name)), item[4])
+            for item in dfg]
 
 
 def _parsable_source(code: str, lang: str) -> str:
