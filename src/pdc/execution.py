@@ -134,11 +134,14 @@ def isolation() -> dict[str, Any]:
             "network_namespace": own_net, "audit_hook": True, "rlimits": True, "process_group_kill": True}
 
 
+try:  # looked up here, not in the child: dlopen between fork and exec can deadlock
+    _UNSHARE = ctypes.CDLL(None, use_errno=True).unshare
+except (OSError, AttributeError):
+    _UNSHARE = None
+
+
 def _libc_unshare(flags: int) -> bool:
-    try:
-        return ctypes.CDLL(None, use_errno=True).unshare(flags) == 0
-    except Exception:
-        return False
+    return _UNSHARE is not None and _UNSHARE(flags) == 0
 
 
 def _child_setup(cfg: SandboxConfig, drop: bool):
@@ -239,8 +242,9 @@ def run_program(source: str, cfg: SandboxConfig | None = None) -> RunResult:
             except subprocess.TimeoutExpired:
                 code, status = None, "timeout"
             finally:
-                _kill_group(proc.pid)
+                _kill_group(proc.pid, 0)  # the leader first, so that wait() reaps it
                 proc.wait()
+                _kill_group(proc.pid, 0.5)  # then whatever it left in its group
         seconds = time.monotonic() - started
         if code is not None and code < 0 and -code in (signal.SIGXCPU, signal.SIGKILL):
             status = "timeout"  # CPU limit or killed at the deadline
@@ -261,13 +265,16 @@ def run_tests(code: str, tests: str, cfg: SandboxConfig | None = None) -> RunRes
     return run_program(code + "\n\n" + tests, cfg)
 
 
-def _kill_group(pgid: int) -> None:
-    """SIGKILL the run's process group and wait (up to 2 s) until it is gone."""
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline:
+def _kill_group(pgid: int, wait: float) -> None:
+    """SIGKILL the run's process group, repeated for up to `wait` seconds until it is gone
+    (orphans re-parented to an init that does not reap them stay as harmless zombies)."""
+    deadline = time.monotonic() + wait
+    while True:
         try:
             os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
+            return
+        if time.monotonic() >= deadline:
             return
         time.sleep(0.01)
 
