@@ -1,4 +1,4 @@
-"""Per-sample generation latency of a student, PyTorch or ONNX, batch size 1.
+"""Per-sample generation latency of a student, PyTorch or ONNX (the torch-free edge runtime), batch size 1.
 
     from pdc.bench import bench
     for record in bench("runs/demo/export/int8", [{"id": "p1", "nl": "Reverse a string."}]):
@@ -103,26 +103,40 @@ def peak_rss_mb() -> float:
 
 
 def rss_mb() -> float:
-    import psutil
+    """This process's resident set size in MiB (/proc on Linux, so the edge runtime needs no psutil)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError, AttributeError):
+        import psutil
 
-    return psutil.Process().memory_info().rss / 2**20
+        return psutil.Process().memory_info().rss / 2**20
 
 
 def machine(backend: str) -> dict[str, Any]:
     """Where the numbers were measured."""
-    import psutil
-    import torch
-
     info: dict[str, Any] = {
         "platform": platform.platform(), "arch": platform.machine(), "cpu": _cpu_name(),
-        "logical_cores": psutil.cpu_count(logical=True), "physical_cores": psutil.cpu_count(logical=False),
-        "python": platform.python_version(), "torch": torch.__version__,
+        "logical_cores": os.cpu_count(), "physical_cores": _physical_cores(),
+        "python": platform.python_version(),
     }
-    if backend == "onnx":
+    if backend == "torch":
+        import torch
+
+        info["torch"] = torch.__version__
+    else:
         import onnxruntime
 
         info["onnxruntime"] = onnxruntime.__version__
     return info
+
+
+def _physical_cores() -> int | None:
+    try:
+        import psutil
+    except ImportError:  # the edge install has no psutil
+        return None
+    return psutil.cpu_count(logical=False)
 
 
 def _cpu_name() -> str:
@@ -158,55 +172,51 @@ def detect_backend(model_dir: str, backend: str = "auto") -> str:
 
 
 class Bencher:
-    """A loaded model and the latencies measured so far."""
+    """A loaded model (pdc.edge for ONNX, PyTorch otherwise) and the latencies measured so far."""
 
     def __init__(self, model_dir: str, cfg: BenchConfig):
-        from pdc import export
+        from pdc.generate import load_runner
 
         cfg.check()
         self.model_dir, self.cfg = model_dir, cfg
         self.backend = detect_backend(model_dir, cfg.backend)
         self.threads = cfg.threads or available_cores()
-        import torch
-        import transformers  # noqa: F401  (imported before the clock starts: load_s is the model alone)
-
+        # libraries are imported before the clock starts: load_s is the model alone
         if self.backend == "onnx":
-            import optimum.onnxruntime  # noqa: F401
-        torch.set_num_threads(self.threads)
+            import onnxruntime  # noqa: F401
+            import tokenizers  # noqa: F401
+        else:
+            import torch
+            import transformers  # noqa: F401
+
+            torch.set_num_threads(self.threads)
         before = rss_mb()
         start = time.perf_counter()
-        if self.backend == "onnx":
-            self.student = export.load_onnx(model_dir, threads=self.threads)
-        else:
-            from pdc.students import load_trained
-
-            self.student = load_trained(model_dir)
+        self.runner, _ = load_runner(model_dir, self.backend, threads=self.threads)
         self.load_s = time.perf_counter() - start
         self.model_rss_mb = rss_mb() - before
-        self.max_new = export.max_new_tokens_for(self.student, cfg.max_new_tokens)
+        self.max_new = self.runner.max_new_tokens(cfg.max_new_tokens)
         self.latencies: list[float] = []
         self.generated: list[int] = []
 
     def precision(self) -> str:
-        block = self.student.config.get("export") or {}
+        block = self.runner.config.get("export") or {}
         if self.backend == "onnx":
             return block.get("precision", "unknown")
-        return str(getattr(self.student.model, "dtype", "unknown")).replace("torch.", "")
+        return str(getattr(self.runner.student.model, "dtype", "unknown")).replace("torch.", "")
 
     def _once(self, text: str) -> tuple[int, int]:
-        from pdc.export import encode, generate
-
-        enc = encode(self.student, text)  # input_ids: (1, S)
-        ids = generate(self.student, enc, self.max_new, self.cfg.num_beams)
-        self.student.tokenizer.decode(ids, skip_special_tokens=True)
-        return int(enc["input_ids"].shape[1]), len(ids)
+        ids = self.runner.encode(text)  # (S,)
+        out = self.runner.generate(ids, self.max_new, self.cfg.num_beams)
+        self.runner.decode(out)
+        return len(ids), len(out)
 
     def run(self, record: dict[str, Any], where: str) -> dict[str, Any]:
         """Time one problem record (field `nl`); the per-sample record."""
         from pdc.tasks import code_input
 
         nl = require(record, "nl", where)
-        text = code_input(nl, self.student.markers)
+        text = code_input(nl, self.runner.markers)
         if not self.latencies:
             for _ in range(self.cfg.warmup):
                 self._once(text)
@@ -243,9 +253,8 @@ def bench(model_dir: str, problems: Iterable[dict[str, Any]], cfg: BenchConfig |
     if unknown:
         raise TypeError(f"unknown bench option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     cfg = replace(cfg or BenchConfig(), **overrides)
-    import torch
-
-    threads = torch.get_num_threads()
+    torch = sys.modules.get("torch")  # only a PyTorch bench changes torch's threads
+    threads = torch.get_num_threads() if torch else None
     try:
         bencher = Bencher(model_dir, cfg)
         for i, record in enumerate(problems):
@@ -254,5 +263,6 @@ def bench(model_dir: str, problems: Iterable[dict[str, Any]], cfg: BenchConfig |
             yield bencher.run(record, f"problem {i}")
         yield bencher.summary()
     finally:
-        torch.set_num_threads(threads)  # a library call leaves the process as it found it
+        if torch is not None and threads is not None:
+            torch.set_num_threads(threads)  # a library call leaves the process as it found it
 

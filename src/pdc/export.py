@@ -129,22 +129,7 @@ def quiet() -> Iterator[None]:
 # --- loading and generating -------------------------------------------------------------
 
 
-def session_options(threads: int | None = None, spin: bool = True):
-    """onnxruntime SessionOptions: `threads` intra-op threads (None: onnxruntime's default), quiet logs.
-
-    spin=False stops idle worker threads busy-waiting between runs, which would
-    steal the cores from PyTorch when both run in turn (the parity check).
-    """
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3  # errors only
-    if threads:
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-    if not spin:
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return so
+from pdc.edge import session_options  # noqa: E402  (one definition, shared with the edge runtime)
 
 
 def load_onnx(model_dir: str, threads: int | None = None, spin: bool = True) -> Student:
