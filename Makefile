@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 RUN    ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo bench bench-extract clean help
+.PHONY: install test test-fast demo bench bench-extract bench-edge clean help
 
 help:
 	@echo "make demo   harvest -> extract -> train x3 -> eval -> table -> export -> bench ($(RUN))"
@@ -39,6 +39,10 @@ bench: bench-extract
 
 bench-extract: install
 	$(BIN)/python bench/extract_bench.py
+
+# CodeT5-base-shaped student: PyTorch eager vs ONNX fp32 vs int8 (edge runtime), 64 -> 128 tokens (~10 min).
+bench-edge: install
+	$(BIN)/python bench/edge_bench.py
 
 clean:
 	rm -rf runs .pytest_cache build src/*.egg-info
