@@ -249,3 +249,26 @@ def test_parity_reports_where_two_models_part(trained_dir, tiny_student_dir):
     assert apart["agree"] == 0 and apart["rate"] == 0.0
     assert [d["id"] for d in apart["divergences"]] == ["p0", "p1"]
     assert all(d["position"] == 0 and d["candidate_tokens"] == 8 for d in apart["divergences"])
+
+
+@pytest.mark.slow
+def test_target_arm64_quantizes_per_channel_and_runs_on_the_edge_runtime(trained_dir, tmp_path):
+    from pdc.edge import EdgeModel
+
+    out = tmp_path / "arm"
+    stdin = "".join(json.dumps(p) + "\n" for p in PROBLEMS[:3])
+    result = CliRunner().invoke(app, ["export", "-m", trained_dir, "-o", str(out), "--target", "arm64",
+                                      "--problems", "-", "--parity", "3"], input=stdin)
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["int8"]["quantization"] == core.TARGETS["arm64"]
+    assert record["int8"]["quantization"]["per_channel"] is True and record["fp32"]["parity"]["rate"] == 1.0
+    edge = EdgeModel(str(out / "int8"))
+    ids = edge.generate(edge.encode("[code] Reverse the string s."), 12)
+    assert 1 <= len(ids) <= 12
+
+
+def test_unknown_target_is_refused(tiny_student_dir, tmp_path):
+    result = CliRunner().invoke(app, ["export", "-m", tiny_student_dir, "-o", str(tmp_path / "x"), "--target", "mips"])
+    assert result.exit_code == 1 and "unknown --target 'mips'" in result.stderr
+    assert not (tmp_path / "x").exists()
