@@ -17,7 +17,7 @@ PROBLEMS = [{"id": "a", "nl": "Reverse the string s."},
 SAMPLE_KEYS = {"id", "latency_s", "input_tokens", "generated_tokens", "tokens_per_s"}
 SUMMARY_KEYS = {"summary", "backend", "precision", "model", "n", "mean_s", "p50_s", "p90_s", "p99_s",
                 "tokens_per_s", "load_s", "peak_rss_mb", "model_rss_mb", "threads", "max_new_tokens",
-                "num_beams", "warmup", "batch_size", "machine"}
+                "num_beams", "warmup", "batch_size", "machine", "batches", "samples_per_s"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -195,3 +195,24 @@ def test_first_record_arrives_before_stdin_closes(tiny_student_dir):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_batches_time_problems_together(tiny_student_dir):
+    out = list(core.bench(tiny_student_dir, PROBLEMS, max_new_tokens=4, threads=1, batch_size=2, warmup=0))
+    samples, summary = out[:-1], out[-1]
+    assert [r["id"] for r in samples] == ["a", "b", "c"]
+    assert samples[0]["latency_s"] == samples[1]["latency_s"]  # one batch of two, then one of one
+    assert summary["n"] == 3 and summary["batches"] == 2 and summary["batch_size"] == 2
+    assert summary["samples_per_s"] > 0
+
+
+def test_cli_batches_and_bad_record_in_a_batch(tiny_student_dir):
+    stdin = jsonl([PROBLEMS[0], PROBLEMS[1], {"id": "bad"}, PROBLEMS[2]])
+    result, records = invoke(["-m", tiny_student_dir, "--max-new-tokens", "3", "--threads", "1", "-b", "2",
+                              "--on-error", "emit"], stdin)
+    assert result.exit_code == 3, result.stderr
+    assert [r.get("id") for r in records[:-1]] == ["a", "b", "bad", "c"]
+    assert records[-1]["n"] == 3 and records[-1]["batches"] == 2
+    result, records = invoke(["-m", tiny_student_dir, "--max-new-tokens", "3", "-b", "2"],
+                             jsonl([PROBLEMS[0], {"id": "bad"}]))
+    assert result.exit_code == 1 and [r["id"] for r in records] == ["a"]  # measured before the error

@@ -41,12 +41,14 @@ class BenchConfig:
     num_beams: int = 1                  # 1 is greedy search
     warmup: int = 1                     # untimed runs of the first problem
     limit: int | None = None            # benchmark at most this many problems
+    batch_size: int = 1                 # problems generated together (greedy: one padded batch)
     threads: int | None = None          # intra-op threads; None: every core this process may use
 
     def check(self) -> None:
         if self.backend not in BACKENDS:
             raise PdcError(f"unknown backend '{self.backend}', choose {', '.join(BACKENDS)}")
-        for name, low in (("max_new_tokens", 1), ("num_beams", 1), ("warmup", 0), ("limit", 0), ("threads", 1)):
+        for name, low in (("max_new_tokens", 1), ("num_beams", 1), ("warmup", 0), ("limit", 0), ("threads", 1),
+                          ("batch_size", 1)):
             value = getattr(self, name)
             if value is not None and value < low:
                 raise PdcError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
@@ -196,8 +198,9 @@ class Bencher:
         self.load_s = time.perf_counter() - start
         self.model_rss_mb = rss_mb() - before
         self.max_new = self.runner.max_new_tokens(cfg.max_new_tokens)
-        self.latencies: list[float] = []
-        self.generated: list[int] = []
+        self.latencies: list[float] = []  # one per batch
+        self.generated: list[int] = []  # tokens per batch
+        self.samples = 0
 
     def precision(self) -> str:
         block = self.runner.config.get("export") or {}
@@ -213,32 +216,59 @@ class Bencher:
 
     def run(self, record: dict[str, Any], where: str) -> dict[str, Any]:
         """Time one problem record (field `nl`); the per-sample record."""
+        return self.run_batch([(record, where)])[0]
+
+    def run_batch(self, items: Sequence[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
+        """Time problems generated together (one padded greedy batch; beams: one after another).
+
+        Each problem's record carries the batch's wall time as its latency_s: what
+        each of them waited for its output.
+        """
         from pdc.tasks import code_input
 
-        nl = require(record, "nl", where)
-        text = code_input(nl, self.runner.markers)
+        texts = [code_input(require(record, "nl", where), self.runner.markers) for record, where in items]
         if not self.latencies:
             for _ in range(self.cfg.warmup):
-                self._once(text)
+                self._batch(texts)
         start = time.perf_counter()
-        input_tokens, generated = self._once(text)
+        sizes = self._batch(texts)
         latency = time.perf_counter() - start
         self.latencies.append(latency)
-        self.generated.append(generated)
-        rid = record.get("id")
-        return {"id": rid if isinstance(rid, (str, int)) else where, "latency_s": _r(latency),
-                "input_tokens": input_tokens, "generated_tokens": generated,
-                "tokens_per_s": round(generated / latency, 3) if latency > 0 else None}
+        self.generated.append(sum(g for _, g in sizes))
+        self.samples += len(items)
+        out = []
+        for (record, where), (input_tokens, generated) in zip(items, sizes):
+            rid = record.get("id")
+            out.append({"id": rid if isinstance(rid, (str, int)) else where, "latency_s": _r(latency),
+                        "input_tokens": input_tokens, "generated_tokens": generated,
+                        "tokens_per_s": round(generated / latency, 3) if latency > 0 else None})
+        return out
+
+    def _batch(self, texts: list[str]) -> list[tuple[int, int]]:
+        if len(texts) == 1:
+            return [self._once(texts[0])]
+        batch = [self.runner.encode(t) for t in texts]
+        if self.cfg.num_beams == 1:
+            outs = self.runner.greedy(batch, self.max_new)
+        else:
+            outs = [self.runner.generate(ids, self.max_new, self.cfg.num_beams) for ids in batch]
+        for ids in outs:
+            self.runner.decode(ids)
+        return [(len(i), len(o)) for i, o in zip(batch, outs)]
 
     def summary(self) -> dict[str, Any]:
         """The final record: latency distribution, load time, memory, settings and machine."""
         out: dict[str, Any] = {"summary": True, "backend": self.backend, "precision": self.precision(),
                                "model": self.model_dir}
         out.update(summarize(self.latencies, self.generated))
+        out["n"] = self.samples  # problems; the percentiles are over batches (of batch_size problems)
+        out["batches"] = len(self.latencies)
+        total = sum(self.latencies)
+        out["samples_per_s"] = round(self.samples / total, 3) if total > 0 else None
         out.update({"load_s": _r(self.load_s), "peak_rss_mb": peak_rss_mb(),
                     "model_rss_mb": round(self.model_rss_mb, 1), "threads": self.threads,
                     "max_new_tokens": self.max_new, "num_beams": self.cfg.num_beams, "warmup": self.cfg.warmup,
-                    "batch_size": 1, "machine": machine(self.backend)})
+                    "batch_size": self.cfg.batch_size, "machine": machine(self.backend)})
         return out
 
 
@@ -257,10 +287,16 @@ def bench(model_dir: str, problems: Iterable[dict[str, Any]], cfg: BenchConfig |
     threads = torch.get_num_threads() if torch else None
     try:
         bencher = Bencher(model_dir, cfg)
+        group: list[tuple[dict[str, Any], str]] = []
         for i, record in enumerate(problems):
             if cfg.limit is not None and i >= cfg.limit:
                 break
-            yield bencher.run(record, f"problem {i}")
+            group.append((record, f"problem {i}"))
+            if len(group) == cfg.batch_size:
+                yield from bencher.run_batch(group)
+                group = []
+        if group:
+            yield from bencher.run_batch(group)
         yield bencher.summary()
     finally:
         if torch is not None and threads is not None:

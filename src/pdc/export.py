@@ -72,6 +72,10 @@ TARGETS = {
     "arm64": dict(QUANTIZATION, per_channel=True, target="arm64"),
 }
 
+# fp32 ONNX must write what PyTorch writes on at least this share of the parity problems,
+# else the export fails and nothing is written (int8 agreement is reported, not enforced).
+MIN_FP32_PARITY = 0.99
+
 # Used for parity when no problems are given: short, varied, no data needed.
 SAMPLE_PROBLEMS = (
     "Return the sum of two integers a and b.",
@@ -258,6 +262,17 @@ def parity(reference: Student, candidate: Student, problems: Sequence[tuple[str,
     return {"n": n, "agree": agree, "rate": round(agree / n, 4) if n else None, "divergences": divergences}
 
 
+def check_fp32_parity(checked: dict[str, Any], minimum: float) -> None:
+    """Refuse an fp32 export that disagrees with PyTorch on more than (1 - minimum) of the problems."""
+    if not checked["n"] or checked["rate"] >= minimum:
+        return
+    first = checked["divergences"][0]
+    raise PdcError(f"fp32 ONNX agrees with PyTorch on only {checked['agree']} of {checked['n']} problems "
+                   f"({checked['rate']:.1%}, at least {minimum:.0%} required): problem {first['id']} first differs "
+                   f"at generated token {first['position']}; nothing written. Check --opset, or pass "
+                   f"--min-fp32-parity 0 to keep the export anyway")
+
+
 # --- export steps -------------------------------------------------------------------------
 
 
@@ -378,7 +393,7 @@ def _move_into_place(tmp: str, out_dir: str, force: bool) -> None:
 def export(model_dir: str, out_dir: str, *, quantize: bool = True, parity_n: int = 8,
            problems: Sequence[str | dict[str, Any]] | None = None, force: bool = False,
            opset: int | None = None, max_new_tokens: int | None = None,
-           target: str = "x86", log: Log = _nolog) -> dict[str, Any]:
+           target: str = "x86", min_fp32_parity: float = MIN_FP32_PARITY, log: Log = _nolog) -> dict[str, Any]:
     """Export `model_dir` to OUT/fp32 (and OUT/int8), check parity on `parity_n` problems, rename into place.
 
     `problems`: records with `nl` (or strings); None uses SAMPLE_PROBLEMS. Returns the
@@ -445,6 +460,8 @@ def export(model_dir: str, out_dir: str, *, quantize: bool = True, parity_n: int
                 checked = parity(student, load_onnx(path, spin=False), chosen, budget, references)
                 timings[f"parity_{name}_s"] = round(time.perf_counter() - t, 3)
                 log(f"  {name}: {checked['agree']}/{checked['n']} identical")
+                if name == "fp32":
+                    check_fp32_parity(checked, min_fp32_parity)
             shown = os.path.join(out_dir, name)
             results[name] = {"dir": shown, "bytes": sum(f["bytes"] for f in files_of(path, shown)),
                              "onnx_bytes": sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)

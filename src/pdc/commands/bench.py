@@ -18,6 +18,7 @@ def bench(
     num_beams: Annotated[int, typer.Option("--num-beams", "-k", help="Beams (1 = greedy).", min=1)] = 1,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs of the first problem before timing.", min=0)] = 1,
     limit: Annotated[int, typer.Option("--limit", help="Time at most N problems (0 = all).", min=0)] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Problems generated together (greedy: one padded batch).", min=1)] = 1,
     threads: Annotated[int, typer.Option("--threads", help="Intra-op threads (0 = every core this process may use).", min=0)] = 0,
     on_error: OnErrorOpt = OnError.stop,
 ) -> None:
@@ -37,10 +38,12 @@ def bench(
     from pdc import bench as core
     from pdc.jsonl import Writer, read_lines
     from pdc.log import info
+    from pdc.errors import RecordError
     from pdc.stream import apply, finish
 
     cfg = core.BenchConfig(backend=backend, max_new_tokens=max_new_tokens or None, num_beams=num_beams,
-                           warmup=warmup, limit=limit or None, threads=threads or None)
+                           warmup=warmup, limit=limit or None, threads=threads or None,
+                           batch_size=batch_size)
     cfg.check()
     paths = input_paths(inputs)  # refuse a terminal before loading the model
     bencher = core.Bencher(model, cfg)
@@ -50,7 +53,29 @@ def bench(
     if cfg.limit:
         lines = islice(lines, cfg.limit)
     writer = Writer()
-    tally = apply(lines, lambda record, where: iter([bencher.run(record, where)]), writer, on_error)
+    group: list = []
+
+    def step(record: dict, where: str):
+        from pdc.jsonl import require
+
+        require(record, "nl", where)  # a bad record is settled on its own line, not in a batch
+        group.append((record, where))
+        if len(group) == cfg.batch_size:
+            yield from bencher.run_batch(group)
+            group.clear()
+
+    def flush() -> None:  # the last, short batch; or the one a bad record cut short (--on-error stop)
+        if group:
+            for out in bencher.run_batch(group):
+                writer.write(out)
+            group.clear()
+
+    try:
+        tally = apply(lines, step, writer, on_error)
+    except RecordError:
+        flush()
+        raise
+    flush()
     summary = bencher.summary()
     writer.write(summary)
     if summary["n"]:
