@@ -25,6 +25,7 @@ PI_DIR=${PI_DIR:-pdc-pi-bench}
 PI_PDC=${PI_PDC:-pdc}
 PDC=${PDC:-pdc}
 BENCH_OPTS=${BENCH_OPTS:---limit 20}
+SSH_OPTS=${SSH_OPTS:-}
 # shellcheck disable=SC2206
 SSH=(ssh -o BatchMode=yes $SSH_OPTS)
 # shellcheck disable=SC2206

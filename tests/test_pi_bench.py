@@ -75,7 +75,8 @@ def test_pi_bench_over_real_ssh(sshd, tiny_student_dir, tmp_path):
     problems = tmp_path / "problems.jsonl"
     problems.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
     python = f"PYTHONPATH={os.path.join(ROOT, 'src')} {sys.executable} -m pdc"
-    env = {**os.environ, "SSH_OPTS": options, "PDC": python, "PI_PDC": "NO_COLOR=1 " + python,
+    env = {**os.environ, "SSH_OPTS": options, "PDC": f"{sys.executable} -m pdc",
+           "PYTHONPATH": os.path.join(ROOT, "src"), "PI_PDC": "NO_COLOR=1 " + python,
            "PI_DIR": str(tmp_path / "remote-home"), "BENCH_OPTS": "--max-new-tokens 4 --threads 1"}
     out = tmp_path / "out"
     venv = os.path.dirname(os.path.dirname(sys.executable))
