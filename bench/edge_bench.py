@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,7 @@ def input_ids() -> list[int]:
 
 def worker(backend: str, model_dir: str, runs: int, threads: int) -> dict:
     """Runs in its own process: load, warm up, time `runs` generations of exactly NEW_TOKENS."""
+    from pdc.bench import peak_rss_mb
     ids = input_ids()
     if backend == "torch":
         import torch
@@ -98,7 +98,7 @@ def worker(backend: str, model_dir: str, runs: int, threads: int) -> dict:
     heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "transformers", "optimum"})
     return {"backend": backend, "load_s": round(load_s, 3), "latency_s": round(statistics.median(times), 4),
             "runs_s": [round(t, 4) for t in times], "tokens_per_s": round(NEW_TOKENS / statistics.median(times), 2),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mb": peak_rss_mb(),  # VmHWM: this process's own high-water mark
             "heavy_modules": heavy, "tokens": tokens}
 
 

@@ -91,7 +91,20 @@ def summarize(latencies: Sequence[float], generated_tokens: Sequence[int] | None
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size in MiB (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    """This process's peak resident set size in MiB.
+
+    Linux: VmHWM from /proc/self/status, the high-water mark of this program's own
+    memory. (getrusage's ru_maxrss is not: it keeps the high-water mark of the
+    forked copy of the parent across exec, so a child of a large process reports
+    the parent's size.) Elsewhere ru_maxrss (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 2**10, 1)
+    except (OSError, ValueError):
+        pass
     try:
         import resource
 
@@ -302,3 +315,77 @@ def bench(model_dir: str, problems: Iterable[dict[str, Any]], cfg: BenchConfig |
         if torch is not None and threads is not None:
             torch.set_num_threads(threads)  # a library call leaves the process as it found it
 
+
+
+# --- several models side by side ------------------------------------------------------------
+
+COMPARED = ("model", "backend", "precision", "batch_size", "num_beams", "n", "mean_s", "p50_s", "p90_s", "p99_s",
+            "tokens_per_s", "samples_per_s", "load_s", "peak_rss_mb")
+
+
+def compare(models: Sequence[str], problems_path: str, cfg: BenchConfig | None = None, *,
+            batch_sizes: Sequence[int] = (1,), beam_widths: Sequence[int] = (1,),
+            log=lambda message: None) -> Iterator[dict[str, Any]]:
+    """Bench every model x batch size x beam width on the same problems, each in a fresh process.
+
+    A process of its own gives each run its own peak RSS and load time (nothing
+    loaded by an earlier run is counted). Yields each run's summary record (plus
+    "run": its index) as it finishes, then one {"comparison": true, "rows": [...]}
+    record: the summaries' main figures with latency_ratio and peak_rss_ratio
+    against the first model at the same batch size and beam width.
+    """
+    import subprocess
+
+    cfg = cfg or BenchConfig()
+    cfg.check()
+    for model in models:
+        detect_backend(model, cfg.backend)  # fail before the first run
+    rows: list[dict[str, Any]] = []
+    for batch in batch_sizes:
+        for beams in beam_widths:
+            for model in models:
+                cmd = [sys.executable, "-m", "pdc", "bench", "--model", model, "--backend", cfg.backend,
+                       "--batch-size", str(batch), "--num-beams", str(beams), "--warmup", str(cfg.warmup),
+                       "--max-new-tokens", str(cfg.max_new_tokens or 0), "--limit", str(cfg.limit or 0),
+                       "--threads", str(cfg.threads or 0), problems_path]
+                log(f"bench: {model}, batch {batch}, {beams} beam(s)")
+                proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+                if proc.returncode != 0:
+                    last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                    raise PdcError(f"bench of {model} (batch {batch}, {beams} beams) failed: {last}")
+                import json
+
+                summary = json.loads(proc.stdout.strip().splitlines()[-1])
+                summary["run"] = len(rows)
+                yield summary
+                rows.append({key: summary.get(key) for key in COMPARED})
+    for row in rows:
+        base = next(r for r in rows if r["model"] == models[0] and r["batch_size"] == row["batch_size"]
+                    and r["num_beams"] == row["num_beams"])
+        row["latency_ratio"] = round(row["mean_s"] / base["mean_s"], 3) if row["mean_s"] and base["mean_s"] else None
+        row["peak_rss_ratio"] = round(row["peak_rss_mb"] / base["peak_rss_mb"], 3) if base["peak_rss_mb"] else None
+    yield {"comparison": True, "baseline": models[0], "rows": rows}
+
+
+def chart(comparison: dict[str, Any], path: str) -> None:
+    """A PNG of a comparison record: mean latency and peak RSS per run (needs matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PdcError("--chart needs matplotlib (pip install matplotlib), or leave --chart out") from None
+    rows = comparison["rows"]
+    labels = [f"{os.path.basename(os.path.normpath(r['model']))}\n{r['backend']} {r['precision']}\n"
+              f"b{r['batch_size']} k{r['num_beams']}" for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(6, 1.6 * len(rows) * 2), 4))
+    left.bar(range(len(rows)), [r["mean_s"] or 0 for r in rows], color="tab:blue")
+    left.set_title("mean latency per sample (s)")
+    right.bar(range(len(rows)), [r["peak_rss_mb"] or 0 for r in rows], color="tab:orange")
+    right.set_title("peak RSS (MiB)")
+    for ax in (left, right):
+        ax.set_xticks(range(len(rows)), labels, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
