@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 RUN    ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo bench bench-extract bench-eval clean help
+.PHONY: install test test-fast demo bench bench-extract bench-eval bench-edge pi-bench clean help
 
 help:
 	@echo "make demo   harvest -> extract -> train x3 -> eval -> table -> export -> bench ($(RUN))"
@@ -43,6 +43,18 @@ bench-extract: install
 
 bench-eval: install
 	$(BIN)/python bench/eval_bench.py
+
+# CodeT5-base-shaped student: PyTorch eager vs ONNX fp32 vs int8 (edge runtime), 64 -> 128 tokens (~10 min).
+bench-edge: install
+	$(BIN)/python bench/edge_bench.py
+
+# pdc bench of an export on a remote machine over SSH, beside the same bench here:
+#   make pi-bench PI=pi@raspberrypi MODEL=runs/onnx/int8 PROBLEMS=valid.jsonl [OUT=dir]
+MODEL    ?= runs/latest/export/int8
+PROBLEMS ?= runs/latest/bench-problems.jsonl
+pi-bench: install
+	@test -n "$(PI)" || { echo "Error: set PI=user@host (and MODEL=, PROBLEMS=)" >&2; exit 2; }
+	PATH="$(abspath $(BIN)):$$PATH" bash shell/pi-bench.sh "$(PI)" "$(MODEL)" "$(PROBLEMS)" $(OUT)
 
 clean:
 	rm -rf runs .pytest_cache build src/*.egg-info

@@ -17,7 +17,7 @@ PROBLEMS = [{"id": "a", "nl": "Reverse the string s."},
 SAMPLE_KEYS = {"id", "latency_s", "input_tokens", "generated_tokens", "tokens_per_s"}
 SUMMARY_KEYS = {"summary", "backend", "precision", "model", "n", "mean_s", "p50_s", "p90_s", "p99_s",
                 "tokens_per_s", "load_s", "peak_rss_mb", "model_rss_mb", "threads", "max_new_tokens",
-                "num_beams", "warmup", "batch_size", "machine"}
+                "num_beams", "warmup", "batch_size", "machine", "batches", "samples_per_s"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -195,3 +195,51 @@ def test_first_record_arrives_before_stdin_closes(tiny_student_dir):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_batches_time_problems_together(tiny_student_dir):
+    out = list(core.bench(tiny_student_dir, PROBLEMS, max_new_tokens=4, threads=1, batch_size=2, warmup=0))
+    samples, summary = out[:-1], out[-1]
+    assert [r["id"] for r in samples] == ["a", "b", "c"]
+    assert samples[0]["latency_s"] == samples[1]["latency_s"]  # one batch of two, then one of one
+    assert summary["n"] == 3 and summary["batches"] == 2 and summary["batch_size"] == 2
+    assert summary["samples_per_s"] > 0
+
+
+def test_cli_batches_and_bad_record_in_a_batch(tiny_student_dir):
+    stdin = jsonl([PROBLEMS[0], PROBLEMS[1], {"id": "bad"}, PROBLEMS[2]])
+    result, records = invoke(["-m", tiny_student_dir, "--max-new-tokens", "3", "--threads", "1", "-b", "2",
+                              "--on-error", "emit"], stdin)
+    assert result.exit_code == 3, result.stderr
+    assert [r.get("id") for r in records[:-1]] == ["a", "b", "bad", "c"]
+    assert records[-1]["n"] == 3 and records[-1]["batches"] == 2
+    result, records = invoke(["-m", tiny_student_dir, "--max-new-tokens", "3", "-b", "2"],
+                             jsonl([PROBLEMS[0], {"id": "bad"}]))
+    assert result.exit_code == 1 and [r["id"] for r in records] == ["a"]  # measured before the error
+
+
+@pytest.mark.slow
+def test_compare_side_by_side_in_separate_processes(export_dir, tiny_student_dir, tmp_path):
+    pytest.importorskip("matplotlib", reason="--chart needs matplotlib, not a pdc dependency")
+    png = tmp_path / "chart.png"
+    result, records = invoke(["-m", tiny_student_dir, "--compare", str(export_dir / "int8"), "--max-new-tokens", "3", "--threads", "1",
+                              "--beam-widths", "1,2", "--chart", str(png)], jsonl(PROBLEMS[:2]))
+    assert result.exit_code == 0, result.stderr
+    summaries, comparison = records[:-1], records[-1]
+    assert [(s["backend"], s["precision"], s["num_beams"]) for s in summaries] == [
+        ("torch", "float32", 1), ("onnx", "int8", 1), ("torch", "float32", 2), ("onnx", "int8", 2)]
+    assert all(s["n"] == 2 for s in summaries) and [s["run"] for s in summaries] == list(range(4))
+    assert comparison["comparison"] is True and len(comparison["rows"]) == 4
+    for row, s in zip(comparison["rows"], summaries):
+        assert row["mean_s"] == s["mean_s"] and row["peak_rss_mb"] == s["peak_rss_mb"]
+        assert row["latency_ratio"] == pytest.approx(s["mean_s"] / summaries[0 if s["num_beams"] == 1 else 2]["mean_s"],
+                                                     rel=1e-2)
+    assert comparison["rows"][0]["latency_ratio"] == 1.0
+    # each run has its own process: the ONNX runs never loaded torch, so they use less memory
+    assert summaries[1]["peak_rss_mb"] < summaries[0]["peak_rss_mb"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_rejects_bad_lists(tiny_student_dir):
+    result, _ = invoke(["-m", tiny_student_dir, "--compare", tiny_student_dir, "--batch-sizes", "1,x"], jsonl(PROBLEMS))
+    assert result.exit_code == 2 and "--batch-sizes takes comma-separated integers" in result.stderr

@@ -249,3 +249,47 @@ def test_parity_reports_where_two_models_part(trained_dir, tiny_student_dir):
     assert apart["agree"] == 0 and apart["rate"] == 0.0
     assert [d["id"] for d in apart["divergences"]] == ["p0", "p1"]
     assert all(d["position"] == 0 and d["candidate_tokens"] == 8 for d in apart["divergences"])
+
+
+@pytest.mark.slow
+def test_target_arm64_quantizes_per_channel_and_runs_on_the_edge_runtime(trained_dir, tmp_path):
+    from pdc.edge import EdgeModel
+
+    out = tmp_path / "arm"
+    stdin = "".join(json.dumps(p) + "\n" for p in PROBLEMS[:3])
+    result = CliRunner().invoke(app, ["export", "-m", trained_dir, "-o", str(out), "--target", "arm64",
+                                      "--problems", "-", "--parity", "3"], input=stdin)
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["int8"]["quantization"] == core.TARGETS["arm64"]
+    assert record["int8"]["quantization"]["per_channel"] is True and record["fp32"]["parity"]["rate"] == 1.0
+    edge = EdgeModel(str(out / "int8"))
+    ids = edge.generate(edge.encode("[code] Reverse the string s."), 12)
+    assert 1 <= len(ids) <= 12
+
+
+def test_unknown_target_is_refused(tiny_student_dir, tmp_path):
+    result = CliRunner().invoke(app, ["export", "-m", tiny_student_dir, "-o", str(tmp_path / "x"), "--target", "mips"])
+    assert result.exit_code == 1 and "unknown --target 'mips'" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_fp32_parity_below_the_minimum_fails_and_writes_nothing(tiny_student_dir, tmp_path, monkeypatch):
+    """A stand-in parity result (the real exporter agrees everywhere, so cannot show this path)."""
+    monkeypatch.setattr(core, "export_onnx", _fake_export_onnx)
+    monkeypatch.setattr(core, "load_onnx", lambda path, **kw: None)
+    monkeypatch.setattr(core, "reference_outputs", lambda *a, **kw: [])
+
+    def parity(reference, candidate, problems, budget, references):
+        return {"n": 100, "agree": 98, "rate": 0.98, "divergences": [
+            {"id": "p7", "position": 3, "reference_tokens": 9, "candidate_tokens": 9, "reference": "a",
+             "candidate": "b"}, {"id": "p9", "position": 0, "reference_tokens": 1, "candidate_tokens": 2,
+                                 "reference": "", "candidate": "x"}]}
+
+    monkeypatch.setattr(core, "parity", parity)
+    out = tmp_path / "export"
+    with pytest.raises(PdcError, match=r"only 98 of 100 problems \(98.0%, at least 99% required\): problem p7 .* token 3"):
+        core.export(tiny_student_dir, str(out), quantize=False, parity_n=2)
+    assert os.listdir(tmp_path) == []
+    record = core.export(tiny_student_dir, str(out), quantize=False, parity_n=2, min_fp32_parity=0.95)
+    assert record["fp32"]["parity"]["rate"] == 0.98 and out.exists()

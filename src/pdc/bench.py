@@ -1,4 +1,4 @@
-"""Per-sample generation latency of a student, PyTorch or ONNX, batch size 1.
+"""Per-sample generation latency of a student, PyTorch or ONNX (the torch-free edge runtime), batch size 1.
 
     from pdc.bench import bench
     for record in bench("runs/demo/export/int8", [{"id": "p1", "nl": "Reverse a string."}]):
@@ -41,12 +41,14 @@ class BenchConfig:
     num_beams: int = 1                  # 1 is greedy search
     warmup: int = 1                     # untimed runs of the first problem
     limit: int | None = None            # benchmark at most this many problems
+    batch_size: int = 1                 # problems generated together (greedy: one padded batch)
     threads: int | None = None          # intra-op threads; None: every core this process may use
 
     def check(self) -> None:
         if self.backend not in BACKENDS:
             raise PdcError(f"unknown backend '{self.backend}', choose {', '.join(BACKENDS)}")
-        for name, low in (("max_new_tokens", 1), ("num_beams", 1), ("warmup", 0), ("limit", 0), ("threads", 1)):
+        for name, low in (("max_new_tokens", 1), ("num_beams", 1), ("warmup", 0), ("limit", 0), ("threads", 1),
+                          ("batch_size", 1)):
             value = getattr(self, name)
             if value is not None and value < low:
                 raise PdcError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
@@ -89,7 +91,20 @@ def summarize(latencies: Sequence[float], generated_tokens: Sequence[int] | None
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size in MiB (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    """This process's peak resident set size in MiB.
+
+    Linux: VmHWM from /proc/self/status, the high-water mark of this program's own
+    memory. (getrusage's ru_maxrss is not: it keeps the high-water mark of the
+    forked copy of the parent across exec, so a child of a large process reports
+    the parent's size.) Elsewhere ru_maxrss (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 2**10, 1)
+    except (OSError, ValueError):
+        pass
     try:
         import resource
 
@@ -103,26 +118,40 @@ def peak_rss_mb() -> float:
 
 
 def rss_mb() -> float:
-    import psutil
+    """This process's resident set size in MiB (/proc on Linux, so the edge runtime needs no psutil)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError, AttributeError):
+        import psutil
 
-    return psutil.Process().memory_info().rss / 2**20
+        return psutil.Process().memory_info().rss / 2**20
 
 
 def machine(backend: str) -> dict[str, Any]:
     """Where the numbers were measured."""
-    import psutil
-    import torch
-
     info: dict[str, Any] = {
         "platform": platform.platform(), "arch": platform.machine(), "cpu": _cpu_name(),
-        "logical_cores": psutil.cpu_count(logical=True), "physical_cores": psutil.cpu_count(logical=False),
-        "python": platform.python_version(), "torch": torch.__version__,
+        "logical_cores": os.cpu_count(), "physical_cores": _physical_cores(),
+        "python": platform.python_version(),
     }
-    if backend == "onnx":
+    if backend == "torch":
+        import torch
+
+        info["torch"] = torch.__version__
+    else:
         import onnxruntime
 
         info["onnxruntime"] = onnxruntime.__version__
     return info
+
+
+def _physical_cores() -> int | None:
+    try:
+        import psutil
+    except ImportError:  # the edge install has no psutil
+        return None
+    return psutil.cpu_count(logical=False)
 
 
 def _cpu_name() -> str:
@@ -158,77 +187,101 @@ def detect_backend(model_dir: str, backend: str = "auto") -> str:
 
 
 class Bencher:
-    """A loaded model and the latencies measured so far."""
+    """A loaded model (pdc.edge for ONNX, PyTorch otherwise) and the latencies measured so far."""
 
     def __init__(self, model_dir: str, cfg: BenchConfig):
-        from pdc import export
+        from pdc.generate import load_runner
 
         cfg.check()
         self.model_dir, self.cfg = model_dir, cfg
         self.backend = detect_backend(model_dir, cfg.backend)
         self.threads = cfg.threads or available_cores()
-        import torch
-        import transformers  # noqa: F401  (imported before the clock starts: load_s is the model alone)
-
+        # libraries are imported before the clock starts: load_s is the model alone
         if self.backend == "onnx":
-            import optimum.onnxruntime  # noqa: F401
-        torch.set_num_threads(self.threads)
+            import onnxruntime  # noqa: F401
+            import tokenizers  # noqa: F401
+        else:
+            import torch
+            import transformers  # noqa: F401
+
+            torch.set_num_threads(self.threads)
         before = rss_mb()
         start = time.perf_counter()
-        if self.backend == "onnx":
-            self.student = export.load_onnx(model_dir, threads=self.threads)
-        else:
-            from pdc.students import load_trained
-
-            self.student = load_trained(model_dir)
+        self.runner, _ = load_runner(model_dir, self.backend, threads=self.threads)
         self.load_s = time.perf_counter() - start
         self.model_rss_mb = rss_mb() - before
-        self.max_new = export.max_new_tokens_for(self.student, cfg.max_new_tokens)
-        self.latencies: list[float] = []
-        self.generated: list[int] = []
+        self.max_new = self.runner.max_new_tokens(cfg.max_new_tokens)
+        self.latencies: list[float] = []  # one per batch
+        self.generated: list[int] = []  # tokens per batch
+        self.samples = 0
 
     def precision(self) -> str:
-        block = self.student.config.get("export") or {}
+        block = self.runner.config.get("export") or {}
         if self.backend == "onnx":
             return block.get("precision", "unknown")
-        return str(getattr(self.student.model, "dtype", "unknown")).replace("torch.", "")
+        return str(getattr(self.runner.student.model, "dtype", "unknown")).replace("torch.", "")
 
     def _once(self, text: str) -> tuple[int, int]:
-        from pdc.export import encode, generate
-
-        enc = encode(self.student, text)  # input_ids: (1, S)
-        ids = generate(self.student, enc, self.max_new, self.cfg.num_beams)
-        self.student.tokenizer.decode(ids, skip_special_tokens=True)
-        return int(enc["input_ids"].shape[1]), len(ids)
+        ids = self.runner.encode(text)  # (S,)
+        out = self.runner.generate(ids, self.max_new, self.cfg.num_beams)
+        self.runner.decode(out)
+        return len(ids), len(out)
 
     def run(self, record: dict[str, Any], where: str) -> dict[str, Any]:
         """Time one problem record (field `nl`); the per-sample record."""
+        return self.run_batch([(record, where)])[0]
+
+    def run_batch(self, items: Sequence[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
+        """Time problems generated together (one padded greedy batch; beams: one after another).
+
+        Each problem's record carries the batch's wall time as its latency_s: what
+        each of them waited for its output.
+        """
         from pdc.tasks import code_input
 
-        nl = require(record, "nl", where)
-        text = code_input(nl, self.student.markers)
+        texts = [code_input(require(record, "nl", where), self.runner.markers) for record, where in items]
         if not self.latencies:
             for _ in range(self.cfg.warmup):
-                self._once(text)
+                self._batch(texts)
         start = time.perf_counter()
-        input_tokens, generated = self._once(text)
+        sizes = self._batch(texts)
         latency = time.perf_counter() - start
         self.latencies.append(latency)
-        self.generated.append(generated)
-        rid = record.get("id")
-        return {"id": rid if isinstance(rid, (str, int)) else where, "latency_s": _r(latency),
-                "input_tokens": input_tokens, "generated_tokens": generated,
-                "tokens_per_s": round(generated / latency, 3) if latency > 0 else None}
+        self.generated.append(sum(g for _, g in sizes))
+        self.samples += len(items)
+        out = []
+        for (record, where), (input_tokens, generated) in zip(items, sizes):
+            rid = record.get("id")
+            out.append({"id": rid if isinstance(rid, (str, int)) else where, "latency_s": _r(latency),
+                        "input_tokens": input_tokens, "generated_tokens": generated,
+                        "tokens_per_s": round(generated / latency, 3) if latency > 0 else None})
+        return out
+
+    def _batch(self, texts: list[str]) -> list[tuple[int, int]]:
+        if len(texts) == 1:
+            return [self._once(texts[0])]
+        batch = [self.runner.encode(t) for t in texts]
+        if self.cfg.num_beams == 1:
+            outs = self.runner.greedy(batch, self.max_new)
+        else:
+            outs = [self.runner.generate(ids, self.max_new, self.cfg.num_beams) for ids in batch]
+        for ids in outs:
+            self.runner.decode(ids)
+        return [(len(i), len(o)) for i, o in zip(batch, outs)]
 
     def summary(self) -> dict[str, Any]:
         """The final record: latency distribution, load time, memory, settings and machine."""
         out: dict[str, Any] = {"summary": True, "backend": self.backend, "precision": self.precision(),
                                "model": self.model_dir}
         out.update(summarize(self.latencies, self.generated))
+        out["n"] = self.samples  # problems; the percentiles are over batches (of batch_size problems)
+        out["batches"] = len(self.latencies)
+        total = sum(self.latencies)
+        out["samples_per_s"] = round(self.samples / total, 3) if total > 0 else None
         out.update({"load_s": _r(self.load_s), "peak_rss_mb": peak_rss_mb(),
                     "model_rss_mb": round(self.model_rss_mb, 1), "threads": self.threads,
                     "max_new_tokens": self.max_new, "num_beams": self.cfg.num_beams, "warmup": self.cfg.warmup,
-                    "batch_size": 1, "machine": machine(self.backend)})
+                    "batch_size": self.cfg.batch_size, "machine": machine(self.backend)})
         return out
 
 
@@ -243,16 +296,96 @@ def bench(model_dir: str, problems: Iterable[dict[str, Any]], cfg: BenchConfig |
     if unknown:
         raise TypeError(f"unknown bench option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     cfg = replace(cfg or BenchConfig(), **overrides)
-    import torch
-
-    threads = torch.get_num_threads()
+    torch = sys.modules.get("torch")  # only a PyTorch bench changes torch's threads
+    threads = torch.get_num_threads() if torch else None
     try:
         bencher = Bencher(model_dir, cfg)
+        group: list[tuple[dict[str, Any], str]] = []
         for i, record in enumerate(problems):
             if cfg.limit is not None and i >= cfg.limit:
                 break
-            yield bencher.run(record, f"problem {i}")
+            group.append((record, f"problem {i}"))
+            if len(group) == cfg.batch_size:
+                yield from bencher.run_batch(group)
+                group = []
+        if group:
+            yield from bencher.run_batch(group)
         yield bencher.summary()
     finally:
-        torch.set_num_threads(threads)  # a library call leaves the process as it found it
+        if torch is not None and threads is not None:
+            torch.set_num_threads(threads)  # a library call leaves the process as it found it
 
+
+
+# --- several models side by side ------------------------------------------------------------
+
+COMPARED = ("model", "backend", "precision", "batch_size", "num_beams", "n", "mean_s", "p50_s", "p90_s", "p99_s",
+            "tokens_per_s", "samples_per_s", "load_s", "peak_rss_mb")
+
+
+def compare(models: Sequence[str], problems_path: str, cfg: BenchConfig | None = None, *,
+            batch_sizes: Sequence[int] = (1,), beam_widths: Sequence[int] = (1,),
+            log=lambda message: None) -> Iterator[dict[str, Any]]:
+    """Bench every model x batch size x beam width on the same problems, each in a fresh process.
+
+    A process of its own gives each run its own peak RSS and load time (nothing
+    loaded by an earlier run is counted). Yields each run's summary record (plus
+    "run": its index) as it finishes, then one {"comparison": true, "rows": [...]}
+    record: the summaries' main figures with latency_ratio and peak_rss_ratio
+    against the first model at the same batch size and beam width.
+    """
+    import subprocess
+
+    cfg = cfg or BenchConfig()
+    cfg.check()
+    for model in models:
+        detect_backend(model, cfg.backend)  # fail before the first run
+    rows: list[dict[str, Any]] = []
+    for batch in batch_sizes:
+        for beams in beam_widths:
+            for model in models:
+                cmd = [sys.executable, "-m", "pdc", "bench", "--model", model, "--backend", cfg.backend,
+                       "--batch-size", str(batch), "--num-beams", str(beams), "--warmup", str(cfg.warmup),
+                       "--max-new-tokens", str(cfg.max_new_tokens or 0), "--limit", str(cfg.limit or 0),
+                       "--threads", str(cfg.threads or 0), problems_path]
+                log(f"bench: {model}, batch {batch}, {beams} beam(s)")
+                proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+                if proc.returncode != 0:
+                    last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                    raise PdcError(f"bench of {model} (batch {batch}, {beams} beams) failed: {last}")
+                import json
+
+                summary = json.loads(proc.stdout.strip().splitlines()[-1])
+                summary["run"] = len(rows)
+                yield summary
+                rows.append({key: summary.get(key) for key in COMPARED})
+    for row in rows:
+        base = next(r for r in rows if r["model"] == models[0] and r["batch_size"] == row["batch_size"]
+                    and r["num_beams"] == row["num_beams"])
+        row["latency_ratio"] = round(row["mean_s"] / base["mean_s"], 3) if row["mean_s"] and base["mean_s"] else None
+        row["peak_rss_ratio"] = round(row["peak_rss_mb"] / base["peak_rss_mb"], 3) if base["peak_rss_mb"] else None
+    yield {"comparison": True, "baseline": models[0], "rows": rows}
+
+
+def chart(comparison: dict[str, Any], path: str) -> None:
+    """A PNG of a comparison record: mean latency and peak RSS per run (needs matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PdcError("--chart needs matplotlib (pip install matplotlib), or leave --chart out") from None
+    rows = comparison["rows"]
+    labels = [f"{os.path.basename(os.path.normpath(r['model']))}\n{r['backend']} {r['precision']}\n"
+              f"b{r['batch_size']} k{r['num_beams']}" for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(6, 1.6 * len(rows) * 2), 4))
+    left.bar(range(len(rows)), [r["mean_s"] or 0 for r in rows], color="tab:blue")
+    left.set_title("mean latency per sample (s)")
+    right.bar(range(len(rows)), [r["peak_rss_mb"] or 0 for r in rows], color="tab:orange")
+    right.set_title("peak RSS (MiB)")
+    for ax in (left, right):
+        ax.set_xticks(range(len(rows)), labels, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

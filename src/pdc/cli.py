@@ -31,7 +31,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-COMMANDS = ["prepare", "extract", "shuffle_cot", "train", "eval", "export", "bench", "table"]
+COMMANDS = ["prepare", "extract", "shuffle_cot", "train", "eval", "export", "bench", "table", "generate"]
 
 
 def _with_error_policy(command):

@@ -53,7 +53,28 @@ UNMERGED_DECODERS = ("decoder_model.onnx", "decoder_with_past_model.onnx")
 # calibration data), int8 weights, one scale per tensor, subgraphs included so
 # the merged decoder's If branches are quantized too.
 QUANTIZATION = {"method": "dynamic", "weight_type": "QInt8", "per_channel": False,
-                "reduce_range": False, "subgraphs": True}
+                "reduce_range": False, "subgraphs": True, "target": "x86"}
+
+# Quantization per target CPU (`pdc export --target`). Dynamic quantization always
+# quantizes activations to uint8 at run time, so the weight type picks the integer
+# kernel: QInt8 weights run onnxruntime's U8S8 kernels, the fast path on both
+# targets (AVX2/AVX-512-VNNI on x86-64; NEON dot-product on arm64 such as the
+# Raspberry Pi 5's Cortex-A76), where U8U8 (QUInt8 weights) is slower.
+#   x86:   one scale per tensor, full 8-bit range: the setting measured by
+#          `make bench-edge`. (On x86 CPUs without VNNI, U8S8 can saturate in
+#          the 16-bit intermediate sums; if int8 parity is poor there, re-export
+#          with --target arm64, whose per-channel scales lose less.)
+#   arm64: one scale per output channel: ARM's U8S8 kernels accumulate in 32 bits
+#          without saturation, so the full range is safe, and per-channel scales
+#          keep more accuracy for the same speed on a Pi.
+TARGETS = {
+    "x86": dict(QUANTIZATION),
+    "arm64": dict(QUANTIZATION, per_channel=True, target="arm64"),
+}
+
+# fp32 ONNX must write what PyTorch writes on at least this share of the parity problems,
+# else the export fails and nothing is written (int8 agreement is reported, not enforced).
+MIN_FP32_PARITY = 0.99
 
 # Used for parity when no problems are given: short, varied, no data needed.
 SAMPLE_PROBLEMS = (
@@ -129,22 +150,7 @@ def quiet() -> Iterator[None]:
 # --- loading and generating -------------------------------------------------------------
 
 
-def session_options(threads: int | None = None, spin: bool = True):
-    """onnxruntime SessionOptions: `threads` intra-op threads (None: onnxruntime's default), quiet logs.
-
-    spin=False stops idle worker threads busy-waiting between runs, which would
-    steal the cores from PyTorch when both run in turn (the parity check).
-    """
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3  # errors only
-    if threads:
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-    if not spin:
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return so
+from pdc.edge import session_options  # noqa: E402  (one definition, shared with the edge runtime)
 
 
 def load_onnx(model_dir: str, threads: int | None = None, spin: bool = True) -> Student:
@@ -256,6 +262,17 @@ def parity(reference: Student, candidate: Student, problems: Sequence[tuple[str,
     return {"n": n, "agree": agree, "rate": round(agree / n, 4) if n else None, "divergences": divergences}
 
 
+def check_fp32_parity(checked: dict[str, Any], minimum: float) -> None:
+    """Refuse an fp32 export that disagrees with PyTorch on more than (1 - minimum) of the problems."""
+    if not checked["n"] or checked["rate"] >= minimum:
+        return
+    first = checked["divergences"][0]
+    raise PdcError(f"fp32 ONNX agrees with PyTorch on only {checked['agree']} of {checked['n']} problems "
+                   f"({checked['rate']:.1%}, at least {minimum:.0%} required): problem {first['id']} first differs "
+                   f"at generated token {first['position']}; nothing written. Check --opset, or pass "
+                   f"--min-fp32-parity 0 to keep the export anyway")
+
+
 # --- export steps -------------------------------------------------------------------------
 
 
@@ -286,7 +303,8 @@ def export_onnx(model_dir: str, dst: str, opset: int | None = None) -> int:
     return max((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), default=opset or 0)
 
 
-def quantize_dir(src: str, dst: str, *, per_channel: bool = False, reduce_range: bool = False) -> dict[str, Any]:
+def quantize_dir(src: str, dst: str, *, per_channel: bool = False, reduce_range: bool = False,
+                 target: str = "x86") -> dict[str, Any]:
     """Dynamic int8 quantization of every .onnx graph in `src` into `dst` (same file names).
 
     Other files (config, tokenizer, pdc_config.json) are copied, so `dst` loads on its
@@ -304,7 +322,7 @@ def quantize_dir(src: str, dst: str, *, per_channel: bool = False, reduce_range:
                          weight_type=QuantType.QInt8, per_channel=per_channel, reduce_range=reduce_range,
                          use_external_data_format=external,
                          extra_options={"EnableSubgraph": True})  # the merged decoder's If branches
-    return dict(QUANTIZATION, per_channel=per_channel, reduce_range=reduce_range)
+    return dict(QUANTIZATION, per_channel=per_channel, reduce_range=reduce_range, target=target)
 
 
 def _versions() -> dict[str, str]:
@@ -375,7 +393,7 @@ def _move_into_place(tmp: str, out_dir: str, force: bool) -> None:
 def export(model_dir: str, out_dir: str, *, quantize: bool = True, parity_n: int = 8,
            problems: Sequence[str | dict[str, Any]] | None = None, force: bool = False,
            opset: int | None = None, max_new_tokens: int | None = None,
-           per_channel: bool = False, log: Log = _nolog) -> dict[str, Any]:
+           target: str = "x86", min_fp32_parity: float = MIN_FP32_PARITY, log: Log = _nolog) -> dict[str, Any]:
     """Export `model_dir` to OUT/fp32 (and OUT/int8), check parity on `parity_n` problems, rename into place.
 
     `problems`: records with `nl` (or strings); None uses SAMPLE_PROBLEMS. Returns the
@@ -385,6 +403,9 @@ def export(model_dir: str, out_dir: str, *, quantize: bool = True, parity_n: int
     """
     from pdc.students import load_trained
 
+    if target not in TARGETS:
+        raise PdcError(f"unknown --target '{target}', choose {' or '.join(TARGETS)}")
+    preset = TARGETS[target]
     start = time.perf_counter()
     out_dir = out_dir.rstrip("/\\") or out_dir
     check_out(out_dir, force)
@@ -414,9 +435,10 @@ def export(model_dir: str, out_dir: str, *, quantize: bool = True, parity_n: int
         settings = None
         if quantize:
             t = time.perf_counter()
-            log("quantizing to int8 (dynamic, QInt8 weights)")
+            log(f"quantizing to int8 (dynamic, QInt8 weights, target {target})")
             with quiet():
-                settings = quantize_dir(fp32, os.path.join(tmp, "int8"), per_channel=per_channel)
+                settings = quantize_dir(fp32, os.path.join(tmp, "int8"), per_channel=preset["per_channel"],
+                                        reduce_range=preset["reduce_range"], target=target)
             write_provenance(os.path.join(tmp, "int8"), student.config,
                              dict(block, precision="int8", quantization=settings))
             variants["int8"] = os.path.join(tmp, "int8")
@@ -438,6 +460,8 @@ def export(model_dir: str, out_dir: str, *, quantize: bool = True, parity_n: int
                 checked = parity(student, load_onnx(path, spin=False), chosen, budget, references)
                 timings[f"parity_{name}_s"] = round(time.perf_counter() - t, 3)
                 log(f"  {name}: {checked['agree']}/{checked['n']} identical")
+                if name == "fp32":
+                    check_fp32_parity(checked, min_fp32_parity)
             shown = os.path.join(out_dir, name)
             results[name] = {"dir": shown, "bytes": sum(f["bytes"] for f in files_of(path, shown)),
                              "onnx_bytes": sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)

@@ -17,6 +17,8 @@ def export(
     problems: Annotated[Optional[str], typer.Option("--problems", help="JSONL problem records (field nl) for the parity check; '-' reads stdin. Default: built-in samples.")] = None,
     force: Annotated[bool, typer.Option("--force", "--overwrite", help="Replace an existing OUT that holds an earlier export.")] = False,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (0 = the exporter's default).", min=0)] = 0,
+    target: Annotated[str, typer.Option("--target", help="CPU the int8 model will run on: x86 (per-tensor scales) or arm64 (per-channel scales; Raspberry Pi).")] = "x86",
+    min_fp32_parity: Annotated[float, typer.Option("--min-fp32-parity", help="Fail (writing nothing) if fp32 agrees with PyTorch on fewer than this share of the parity problems.", min=0, max=1)] = 0.99,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens generated in the parity check (0 = the model's max_target_length, else 64).", min=0)] = 0,
 ) -> None:
     """Export a student to ONNX (fp32, int8) and check it generates what PyTorch does.
@@ -43,7 +45,7 @@ def export(
             require(line.record, "nl", line.where)
             records.append(line.record)
     record = core.export(model, out, quantize=quantize, parity_n=parity, problems=records, force=force,
-                         opset=opset or None, max_new_tokens=max_new_tokens or None, log=info)
+                         opset=opset or None, max_new_tokens=max_new_tokens or None, target=target, min_fp32_parity=min_fp32_parity, log=info)
     for name in core.VARIANTS:
         checked = (record.get(name) or {}).get("parity")
         if checked and checked["n"] and checked["agree"] < checked["n"]:
