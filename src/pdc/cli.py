@@ -31,7 +31,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-COMMANDS = ["prepare", "extract", "shuffle_cot", "train", "eval", "export", "bench", "table", "plot_loss"]
+COMMANDS = ["prepare", "extract", "shuffle_cot", "train", "eval", "export", "bench", "table", "plot_loss", "rate"]
 
 
 def _with_error_policy(command):
