@@ -20,7 +20,7 @@ def plot_loss(
     Prints one JSON record: the file written and every point drawn.
 
     \b
-        pdc train ... --out runs/distilled > train-distilled.jsonl
+        pdc train --out runs/distilled < cot.jsonl > train-distilled.jsonl
         pdc plot-loss train-baseline.jsonl train-distilled.jsonl --out loss.png
     """
     from pdc import plot_loss as core
