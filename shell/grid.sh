@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The paper's grid as shell pipelines, from one config file:
 #   prepare | extract (per teacher) | shuffle-cot (table4) -> train (per cell) -> eval -> table
+#   (+ the loss curves of every cell, the paper's Figure 3: RUN/loss-table3.png)
 # table3: one distilled student per student x teacher;
 # table4: per student x teacher, distilled / shuffled / replaced / baseline (--alpha 0).
 # Cells already finished are skipped, so an interrupted grid is finished by
@@ -156,4 +157,6 @@ for f in "${evals[@]}"; do tail -n 1 "$f"; done | pdc table --layout "$TARGET" >
 mv "$RUN/$TARGET.md.tmp" "$RUN/$TARGET.md"
 for f in "${evals[@]}"; do tail -n 1 "$f"; done | pdc table --layout "$TARGET" --format csv > "$RUN/$TARGET.csv"
 for f in "${evals[@]}"; do tail -n 1 "$f"; done | pdc table --layout "$TARGET" --format latex > "$RUN/$TARGET.tex"
+trains=(); for f in "${evals[@]}"; do trains+=("$(dirname "$f")/train.jsonl"); done
+pdc plot-loss "${trains[@]}" --out "$RUN/loss-$TARGET.png" > "$RUN/loss-$TARGET.json"
 cat "$RUN/$TARGET.md"

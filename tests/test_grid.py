@@ -47,6 +47,7 @@ def test_table3_grid_end_to_end_then_rerun_skips_finished_cells(tmp_path):
     assert lines[2].startswith("| tiny    | ast     | 4 ")
     assert (run / "table3.md").read_text() == first.stdout
     assert (run / "table3.tex").read_text().startswith(r"\begin{table}")
+    assert (run / "loss-table3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cell = run / "cells" / "tiny@ast@distilled"
     assert (cell / "model" / "pdc_config.json").is_file()
     assert '"event": "done"' in (cell / "train.jsonl").read_text()
