@@ -20,16 +20,16 @@ def events(valid=(7.1, 6.2, 6.4, 6.5), train=(7.5, 6.0, 5.1, 4.4), early_stop=Tr
     """Events shaped as `pdc train` prints them (src/pdc/train.py)."""
     out = [{"event": "start", "student": "scratch:tiny", "device": "cpu", "parameters": 230400,
             "train_records": 32, "valid_records": 8, "skipped_records": 0, "steps_per_epoch": 2}]
-    best = None
+    best, best_epoch = None, 0
     for epoch, (t, v) in enumerate(zip(train, valid), start=1):
         improved = best is None or v < best
-        best = v if improved else best
+        best, best_epoch = (v, epoch) if improved else (best, best_epoch)
         out.append({"event": "epoch", "epoch": epoch, "step": 2 * epoch, "train_loss": t,
                     "train_loss_code": t + 0.1, "train_loss_pseudocode": t - 0.1, "valid_loss": v,
                     "valid_loss_code": v + 0.2, "valid_loss_pseudocode": v - 0.2, "best": improved, "seconds": 1.0})
     if early_stop:
-        out.append({"event": "early_stop", "epoch": len(train), "best_epoch": 2})
-    out.append({"event": "done", "out": "m", "best_epoch": 2, "best_valid_loss": 6.2, "epochs_run": len(train),
+        out.append({"event": "early_stop", "epoch": len(train), "best_epoch": best_epoch})
+    out.append({"event": "done", "out": "m", "best_epoch": best_epoch, "best_valid_loss": best, "epochs_run": len(train),
                 "steps": 2 * len(train), "seconds": 4.0})
     return out
 
@@ -76,6 +76,7 @@ def test_png_written_with_the_points_of_every_run(tmp_path):
     assert 10_000 < out.stat().st_size < 1_000_000 and drawn["bytes"] == out.stat().st_size
     assert drawn["runs"][0]["points"]["train"] == [(1, 7.5), (2, 6.0), (3, 5.1), (4, 4.4)]
     assert drawn["runs"][1]["points"]["valid"] == [(1, 8.0), (2, 7.0)]
+    assert [r["best_epoch"] for r in drawn["runs"]] == [2, 2]
     assert [p.name for p in out.parent.iterdir()] == ["loss.png"]  # no temporary left
 
 
