@@ -30,7 +30,7 @@ student.tiny = scratch:tiny
 
 def run_grid(target: str, conf: Path, run: Path, **env) -> subprocess.CompletedProcess:
     environ = {**os.environ, "PDC": f"{sys.executable} -m pdc", "NO_COLOR": "1",
-               "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]), **env}
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])), **env}
     return subprocess.run(["bash", str(GRID), target, str(conf), str(run)], capture_output=True, text=True,
                           env=environ, timeout=300)
 
