@@ -8,12 +8,15 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 RUN    ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 PYTEST_ARGS ?=
+GRID   ?= shell/grid.conf
+GRID_RUN ?= runs/grid
 
-.PHONY: install test test-fast demo bench bench-extract bench-eval bench-edge pi-bench clean help
+.PHONY: install test test-fast demo bench bench-extract bench-eval bench-edge pi-bench clean help table3 table4
 
 help:
 	@echo "make demo   harvest -> extract -> train x3 -> eval -> table -> export -> bench ($(RUN))"
 	@echo "make test   the test suite"
+	@echo "make table3 / table4  the paper's grid from $(GRID) into $(GRID_RUN) (finished cells are skipped)"
 	@echo "make install  build $(VENV) (torch CPU, pinned dependencies)"
 	@echo "make bench  the benchmarks (bench-extract: extract throughput against a local server;"
 	@echo "           bench-eval: batched eval generation against a per-record loop)"
@@ -35,6 +38,12 @@ test-fast: install
 
 demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash shell/demo.sh "$(RUN)"
+
+table3: install
+	PATH="$(abspath $(BIN)):$$PATH" bash shell/grid.sh table3 "$(GRID)" "$(GRID_RUN)"
+
+table4: install
+	PATH="$(abspath $(BIN)):$$PATH" bash shell/grid.sh table4 "$(GRID)" "$(GRID_RUN)"
 
 bench: bench-extract bench-eval
 

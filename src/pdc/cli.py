@@ -31,7 +31,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-COMMANDS = ["prepare", "extract", "shuffle_cot", "train", "eval", "export", "bench", "table", "generate"]
+COMMANDS = ["prepare", "extract", "shuffle_cot", "train", "eval", "export", "bench", "table", "plot_loss",
+            "rate", "generate"]
 
 
 def _with_error_policy(command):
