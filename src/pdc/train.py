@@ -508,6 +508,7 @@ def train(data: Dataset, cfg: TrainConfig, out_dir: str, *, overwrite: bool = Fa
          "skipped_records": data.skipped, "steps_per_epoch": steps_per_epoch})
 
     started = time.time()
+    records_here = 0  # training records this process ran forward since it started
 
     def save_checkpoint(next_epoch: int, next_batch_: int, sums_: list[float], best_is_current: bool) -> str | None:
         """Gather every process's RNG state; rank 0 writes, the others wait for it.
@@ -542,11 +543,13 @@ def train(data: Dataset, cfg: TrainConfig, out_dir: str, *, overwrite: bool = Fa
         t0 = time.time()
         batches = length_grouped_batches(train_enc, cfg.batch_size, random.Random(cfg.seed * 1000 + epoch))
         for b in range(next_batch, len(batches)):
-            parts = _train_step(model, forward, optimizer, scaler, train_enc, batches[b], cfg, dist,
+            parts, rows = _train_step(model, forward, optimizer, scaler, train_enc, batches[b], cfg, dist,
                                 with_pseudo, pad_id, device)
             step += 1
             sums = [s + p for s, p in zip(sums, parts)]
-            progress((epoch - 1) * steps_per_epoch + b + 1, cfg.epochs * steps_per_epoch)
+            records_here += rows
+            if dist.main:
+                progress((epoch - 1) * steps_per_epoch + b + 1, cfg.epochs * steps_per_epoch)
             if cfg.save_every and step % cfg.save_every == 0 and b + 1 < len(batches):
                 save_checkpoint(epoch, b + 1, sums, best_is_current=False)
             on_step(step)
@@ -601,7 +604,8 @@ def train(data: Dataset, cfg: TrainConfig, out_dir: str, *, overwrite: bool = Fa
     distributed.barrier(dist)
     done = {"event": "done", "out": out_dir, "best_epoch": best["epoch"],
             "best_valid_loss": best["valid_loss"], "select_by": cfg.select_by, "best_score": best["score"],
-            "epochs_run": len(history), "steps": step, "seconds": seconds}
+            "epochs_run": len(history), "steps": step, "seconds": seconds,
+            "records_per_process": distributed.gather_objects(records_here, dist)}
     say(done)
     distributed.teardown(dist)
     return done
@@ -612,8 +616,11 @@ def _cpu_state(model) -> dict[str, Any]:
 
 
 def _train_step(model, forward, optimizer, scaler, enc: Encoded, idx: list[int], cfg: TrainConfig,
-                dist, with_pseudo: bool, pad_id: int, device: str) -> list[float]:
-    """One optimiser step on the records `idx`; returns [loss, loss_code, loss_pseudocode].
+                dist, with_pseudo: bool, pad_id: int, device: str) -> tuple[list[float], int]:
+    """One optimiser step on the records `idx`.
+
+    Returns [loss, loss_code, loss_pseudocode] of the step and how many of its
+    records this process ran.
 
     Every micro-batch adds its summed token losses divided by the token counts
     of the whole step (all processes), so the gradient is that of the step's
@@ -656,7 +663,7 @@ def _train_step(model, forward, optimizer, scaler, enc: Encoded, idx: list[int],
     else:
         optimizer.step()
     l_code, l_pseudo = all_sum([got_code, got_pseudo], dist, device)
-    return [float(combine(cfg, l_code, l_pseudo)), l_code, l_pseudo]
+    return [float(combine(cfg, l_code, l_pseudo)), l_code, l_pseudo], int(weight) * sum(map(len, work))
 
 
 def _save_atomically(student, out_dir: str, pdc_config: dict[str, Any]) -> None:
