@@ -244,19 +244,27 @@ def make_batch(enc: Encoded, idx: list[int], with_pseudo: bool, pad_id: int, dev
 def task_token_sums(model, batch, forward=None) -> tuple[Any, Any]:
     """Summed token cross-entropy of the code rows and of the pseudocode rows.
 
-    `forward` is the module to call (a DistributedDataParallel wrapper of
-    `model`); `model` supplies the right-shift of the labels.
+    The output layer runs only on positions that have a target token (a
+    pre-hook on the model's output embeddings drops the padding first), so
+    no compute or memory goes to the logits of padding: (N, V) instead of
+    (rows, T, V). `forward` is the module to call (a DistributedDataParallel
+    wrapper of `model`); `model` supplies the right-shift of the labels.
     """
     import torch.nn.functional as F
 
     input_ids, attention_mask, labels, is_pseudo = batch
     decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)  # shift right, -100 -> pad
-    logits = (forward or model)(input_ids=input_ids, attention_mask=attention_mask,
-                                decoder_input_ids=decoder_input_ids).logits  # (rows, T, V)
-    token_loss = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-100,
-                                 reduction="none")  # (rows, T); ignored positions are 0
-    per_row = token_loss.sum(dim=1)  # (rows,)
-    return per_row[~is_pseudo].sum(), per_row[is_pseudo].sum()
+    keep = labels != -100  # (rows, T)
+    hook = model.get_output_embeddings().register_forward_pre_hook(
+        lambda _module, args: (args[0][keep],) + tuple(args[1:]))  # (rows, T, d) -> (N, d)
+    try:
+        logits = (forward or model)(input_ids=input_ids, attention_mask=attention_mask,
+                                    decoder_input_ids=decoder_input_ids).logits  # (N, V)
+    finally:
+        hook.remove()
+    token_loss = F.cross_entropy(logits.float(), labels[keep], reduction="none")  # (N,)
+    pseudo = is_pseudo[keep.nonzero()[:, 0]]  # (N,) the task of each target token
+    return token_loss[~pseudo].sum(), token_loss[pseudo].sum()
 
 
 def task_losses(model, batch) -> tuple[Any, Any]:
