@@ -9,13 +9,14 @@ TORCH  ?= torch==2.13.0
 RUN    ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo bench bench-extract clean help
+.PHONY: install test test-fast demo bench bench-extract bench-train clean help
 
 help:
 	@echo "make demo   harvest -> extract -> train x3 -> eval -> table -> export -> bench ($(RUN))"
 	@echo "make test   the test suite"
 	@echo "make install  build $(VENV) (torch CPU, pinned dependencies)"
-	@echo "make bench  the benchmarks (bench-extract: extract throughput against a local server)"
+	@echo "make bench  the benchmarks (bench-extract: extract throughput against a local server;"
+	@echo "            bench-train: pdc train against Seq2SeqTrainer, CodeT5-base-shaped step time)"
 
 install: $(VENV)/.installed
 
@@ -39,6 +40,11 @@ bench: bench-extract
 
 bench-extract: install
 	$(BIN)/python bench/extract_bench.py
+
+# Not part of `make bench`: several minutes of CPU. Needs accelerate (the [bench] extra) for Seq2SeqTrainer.
+bench-train: install
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python bench/train_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache build src/*.egg-info
