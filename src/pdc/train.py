@@ -7,16 +7,22 @@ that differ only in the task marker of the input:
     [code] <nl>         ->  teacher code                   (--code-input nl)
     [code] <nl> [plan] <numbered steps>  ->  teacher code  (--code-input nl+pseudocode)
 
-A batch holds both examples of `batch_size` records; the loss is
+A step holds both examples of `batch_size` records; the loss is
 
     loss = alpha * CE(pseudocode tokens) + beta * CE(code tokens)
 
-with each CE the mean over that task's target tokens in the batch. `--alpha 0`
+with each CE the mean over that task's target tokens in the step. `--alpha 0`
 is the undistilled baseline: the same records, batches, seed and budget, with
 the pseudocode examples left out of the forward pass (they would add zero).
+A step may be split into micro-batches (`grad_accum`) and over processes
+(torchrun); each micro-batch divides its summed token losses by the token
+counts of the whole step, so the gradient is the same.
 
-Early stopping watches the same weighted loss on the valid split and keeps the
-best epoch's weights, which is what the output directory holds.
+Early stopping watches the weighted valid loss (or BLEU / CodeBLEU of greedy
+code on a valid subset, `select_by`) and keeps the best epoch's weights, which
+is what the output directory holds. Checkpoints (`pdc.checkpoint`) carry
+everything needed to continue exactly: weights, optimizer, RNG states, the
+position in the epoch and the early-stopping state.
 """
 
 from __future__ import annotations
@@ -255,13 +261,17 @@ def task_token_sums(model, batch, forward=None) -> tuple[Any, Any]:
     input_ids, attention_mask, labels, is_pseudo = batch
     decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)  # shift right, -100 -> pad
     keep = labels != -100  # (rows, T)
-    hook = model.get_output_embeddings().register_forward_pre_hook(
-        lambda _module, args: (args[0][keep],) + tuple(args[1:]))  # (rows, T, d) -> (N, d)
+    head = model.get_output_embeddings()
+    hook = head.register_forward_pre_hook(
+        lambda _module, args: (args[0][keep],) + tuple(args[1:])) if head is not None else None  # (rows, T, d) -> (N, d)
     try:
         logits = (forward or model)(input_ids=input_ids, attention_mask=attention_mask,
                                     decoder_input_ids=decoder_input_ids).logits  # (N, V)
     finally:
-        hook.remove()
+        if hook is not None:
+            hook.remove()
+    if logits.dim() == 3:  # no output embeddings to hook: full logits (rows, T, V)
+        logits = logits[keep]
     token_loss = F.cross_entropy(logits.float(), labels[keep], reduction="none")  # (N,)
     pseudo = is_pseudo[keep.nonzero()[:, 0]]  # (N,) the task of each target token
     return token_loss[~pseudo].sum(), token_loss[pseudo].sum()
@@ -413,8 +423,7 @@ def train(data: Dataset, cfg: TrainConfig, out_dir: str, *, overwrite: bool = Fa
     from pdc import __version__
     from pdc import checkpoint as ckpt
     from pdc import distributed
-    from pdc.students import (add_marker_tokens, build_scratch, load_pretrained, set_dropout,
-                              train_tokenizer, wrap_tokenizer)
+    from pdc.students import add_marker_tokens, set_dropout
 
     cfg.check()
     if not data.train:
@@ -433,6 +442,7 @@ def train(data: Dataset, cfg: TrainConfig, out_dir: str, *, overwrite: bool = Fa
         if ckpt.complete(ckpt_dir) and not resume:
             shutil.rmtree(ckpt_dir)
         ckpt.remove_torn(ckpt_dir)
+    distributed.barrier(dist)
     seed_everything(cfg.seed)
 
     state: dict[str, Any] | None = None
@@ -444,22 +454,7 @@ def train(data: Dataset, cfg: TrainConfig, out_dir: str, *, overwrite: bool = Fa
         if resumed_from is not None:
             state, tensors = ckpt.load(resumed_from)
             _check_resumable(state, cfg, data, resumed_from)
-    if state is not None:
-        student = load_pretrained(os.path.join(resumed_from, "model"))
-    elif cfg.student.startswith("scratch:"):
-        size = cfg.student.split(":", 1)[1]
-        tok_json = None
-        if dist.main:  # one tokenizer for every process, trained once
-            texts = (t for e in data.train for t in (e.pseudo_src, e.pseudo_tgt, e.code_src, e.code_tgt))
-            from pdc.students import SCRATCH_SIZES
-            if size in SCRATCH_SIZES:
-                tok_json = train_tokenizer(texts, SCRATCH_SIZES[size]["vocab_size"]).backend_tokenizer.to_str()
-        tok_json = distributed.broadcast_object(tok_json, dist)
-        from tokenizers import Tokenizer
-        tokenizer = wrap_tokenizer(Tokenizer.from_str(tok_json)) if tok_json else None
-        student = build_scratch(size, [], cfg.seed, tokenizer=tokenizer)
-    else:
-        student = load_pretrained(cfg.student)
+    student = _student(cfg, data, dist, resumed_from)
     add_marker_tokens(student, DEFAULT_MARKERS)
     if cfg.dropout is not None:
         set_dropout(student.model, cfg.dropout)
@@ -619,6 +614,29 @@ def train(data: Dataset, cfg: TrainConfig, out_dir: str, *, overwrite: bool = Fa
     return done
 
 
+def _student(cfg: TrainConfig, data: Dataset, dist, resumed_from: str | None):
+    """The student to train: the checkpoint's, a scratch one, or a pre-trained one."""
+    from pdc import distributed
+    from pdc.students import SCRATCH_SIZES, build_scratch, load_pretrained, train_tokenizer, wrap_tokenizer
+
+    if resumed_from is not None:
+        return load_pretrained(os.path.join(resumed_from, "model"))
+    if not cfg.student.startswith("scratch:"):
+        return load_pretrained(cfg.student)
+    size = cfg.student.split(":", 1)[1]
+    tok_json = None
+    if dist.main and size in SCRATCH_SIZES:  # one tokenizer for every process, trained once
+        texts = (t for e in data.train for t in (e.pseudo_src, e.pseudo_tgt, e.code_src, e.code_tgt))
+        tok_json = train_tokenizer(texts, SCRATCH_SIZES[size]["vocab_size"]).backend_tokenizer.to_str()
+    tok_json = distributed.broadcast_object(tok_json, dist)
+    tokenizer = None
+    if tok_json:
+        from tokenizers import Tokenizer
+
+        tokenizer = wrap_tokenizer(Tokenizer.from_str(tok_json))
+    return build_scratch(size, [], cfg.seed, tokenizer=tokenizer)
+
+
 def _cpu_state(model) -> dict[str, Any]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -680,8 +698,11 @@ def _save_atomically(student, out_dir: str, pdc_config: dict[str, Any]) -> None:
 
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(os.path.abspath(out_dir))}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    base = os.path.basename(os.path.abspath(out_dir))
+    for stale in os.listdir(parent):  # left by a run killed while saving
+        if stale.startswith(f".{base}.tmp-"):
+            shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
+    tmp = os.path.join(parent, f".{base}.tmp-{os.getpid()}")
     save_student(student, tmp, pdc_config)
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)
