@@ -163,6 +163,10 @@ def child_base(args) -> dict:
         vocab_size=32100, d_model=768, d_ff=3072, d_kv=64, num_heads=12, num_layers=12, num_decoder_layers=12,
         feed_forward_proj="relu", pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
         decoder_start_token_id=tok.pad_token_id, tie_word_embeddings=True))
+    if args.base_checkpointing:
+        model.config.use_cache = False
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    cfg.grad_accum = args.base_accum
     model.train()
     params = sum(p.numel() for p in model.parameters())
     enc = core.Encoded(data.train, tok, cfg)
@@ -181,6 +185,7 @@ def child_base(args) -> dict:
     return {"parameters": params, "step_seconds": [round(t, 2) for t in times],
             "rows": 2 * len(batch), "source_tokens_max": max(len(enc.code_src[i]) for i in batch),
             "target_tokens_max": max(max(len(enc.code_tgt[i]), len(enc.pseudo_tgt[i])) for i in batch),
+            "grad_accum": args.base_accum, "gradient_checkpointing": bool(args.base_checkpointing),
             "peak_rss_mb": peak_rss_mb(), "torch_threads": torch.get_num_threads()}
 
 
@@ -214,7 +219,8 @@ def prepare(args, tmp: str) -> tuple[str, str]:
 def run_child(kind: str, args, cot: str, init: str, tmp: str) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", kind, "--cot", cot, "--init", init, "--tmp", tmp,
            "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
-           "--base-steps", str(args.base_steps), "--threads", str(args.threads)]
+           "--base-steps", str(args.base_steps), "--threads", str(args.threads),
+           "--base-accum", str(args.base_accum), "--base-checkpointing", str(args.base_checkpointing)]
     env = {**os.environ, "PYTHONPATH": os.path.abspath(SRC), "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -230,6 +236,10 @@ def main() -> None:
     ap.add_argument("--size", default="small", help="scratch student size for the side-by-side runs")
     ap.add_argument("--repeats", type=int, default=2, help="pdc/Trainer pairs (0 = only the CodeT5-base-shaped steps)")
     ap.add_argument("--base-steps", type=int, default=2, help="CodeT5-base-shaped steps (0 = skip)")
+    ap.add_argument("--base-accum", type=int, default=1, help="--grad-accum of the CodeT5-base-shaped steps")
+    ap.add_argument("--base-checkpointing", type=int, default=1,
+                    help="gradient checkpointing in the CodeT5-base-shaped steps (1/0); without it batch 16 "
+                         "at length 256 needs about 20 GB")
     ap.add_argument("--threads", type=int, default=0, help="torch threads in every run (0 = torch's default)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--cot", help=argparse.SUPPRESS)

@@ -55,6 +55,13 @@ def test_gradient_accumulation_matches_the_full_batch(cot_file, tmp_path, one_pr
     assert_close_models(out, one_process[0], atol=1e-4)
 
 
+def test_gradient_checkpointing_changes_memory_not_the_result(cot_file, tmp_path, one_process):
+    out = tmp_path / "ckpt"
+    events, _ = run_cli(cot_file, out, "--gradient-checkpointing")
+    assert epoch_losses(events) == pytest.approx(epoch_losses(one_process[1]), rel=1e-5)
+    assert_close_models(out, one_process[0], atol=1e-5)
+
+
 def test_two_process_ddp_matches_one_process_with_the_same_global_batch(cot_file, tmp_path, one_process):
     out = tmp_path / "ddp"
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
