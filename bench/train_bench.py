@@ -182,6 +182,7 @@ def child_base(args) -> dict:
         core._train_step(model, model, optimizer, None, enc, batch, cfg, Dist(), True,
                          tok.pad_token_id, "cpu")
         times.append(time.perf_counter() - t0)
+        print(f"base step {len(times)}: {times[-1]:.1f} s, peak RSS {peak_rss_mb():.0f} MB", file=sys.stderr, flush=True)
     return {"parameters": params, "step_seconds": [round(t, 2) for t in times],
             "rows": 2 * len(batch), "source_tokens_max": max(len(enc.code_src[i]) for i in batch),
             "target_tokens_max": max(max(len(enc.code_tgt[i]), len(enc.pseudo_tgt[i])) for i in batch),
@@ -222,7 +223,7 @@ def run_child(kind: str, args, cot: str, init: str, tmp: str) -> dict:
            "--base-steps", str(args.base_steps), "--threads", str(args.threads),
            "--base-accum", str(args.base_accum), "--base-checkpointing", str(args.base_checkpointing)]
     env = {**os.environ, "PYTHONPATH": os.path.abspath(SRC), "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     if proc.returncode != 0:
         sys.exit(f"{kind} run failed ({proc.returncode}): {proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
