@@ -223,9 +223,11 @@ def run_child(kind: str, args, cot: str, init: str, tmp: str) -> dict:
            "--base-steps", str(args.base_steps), "--threads", str(args.threads),
            "--base-accum", str(args.base_accum), "--base-checkpointing", str(args.base_checkpointing)]
     env = {**os.environ, "PYTHONPATH": os.path.abspath(SRC), "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    live = kind == "base"  # minutes per step: show each as it finishes
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if live else subprocess.PIPE, text=True, env=env)
     if proc.returncode != 0:
-        sys.exit(f"{kind} run failed ({proc.returncode}): {proc.stderr[-3000:]}")
+        why = "killed (out of memory?)" if proc.returncode == -9 else (proc.stderr or "")[-3000:]
+        sys.exit(f"{kind} run failed ({proc.returncode}): {why}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
