@@ -16,7 +16,7 @@ Then a CodeT5-base-shaped T5 (d_model 768, 12+12 layers, vocab 32100, random
 weights) takes `--base-steps` optimiser steps of `--batch-size` records on CPU:
 step time and peak RSS (it must fit in memory).
 
-    python bench/train_bench.py [--records 320] [--batch-size 16] [--repeats 2] [--base-steps 2]
+    python bench/train_bench.py [--records 128] [--batch-size 16] [--repeats 2] [--base-steps 1]
 
 Prints one JSON line on stdout and a readable summary on stderr.
 """
@@ -233,12 +233,12 @@ def run_child(kind: str, args, cot: str, init: str, tmp: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--records", type=int, default=320, help="train records")
+    ap.add_argument("--records", type=int, default=128, help="train records")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=256, help="truncation, every task")
     ap.add_argument("--size", default="small", help="scratch student size for the side-by-side runs")
     ap.add_argument("--repeats", type=int, default=2, help="pdc/Trainer pairs (0 = only the CodeT5-base-shaped steps)")
-    ap.add_argument("--base-steps", type=int, default=2, help="CodeT5-base-shaped steps (0 = skip)")
+    ap.add_argument("--base-steps", type=int, default=1, help="CodeT5-base-shaped steps (0 = skip)")
     ap.add_argument("--base-accum", type=int, default=1, help="--grad-accum of the CodeT5-base-shaped steps")
     ap.add_argument("--base-checkpointing", type=int, default=1,
                     help="gradient checkpointing in the CodeT5-base-shaped steps (1/0); without it batch 16 "
