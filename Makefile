@@ -11,15 +11,17 @@ PYTEST_ARGS ?=
 GRID   ?= shell/grid.conf
 GRID_RUN ?= runs/grid
 
-.PHONY: install test test-fast demo bench bench-extract bench-eval bench-edge pi-bench clean help table3 table4
+.PHONY: install test test-fast demo bench bench-extract bench-eval bench-edge bench-train pi-bench clean help table3 table4
 
 help:
 	@echo "make demo   harvest -> extract -> train x3 -> eval -> table -> export -> bench ($(RUN))"
 	@echo "make test   the test suite"
 	@echo "make table3 / table4  the paper's grid from $(GRID) into $(GRID_RUN) (finished cells are skipped)"
 	@echo "make install  build $(VENV) (torch CPU, pinned dependencies)"
-	@echo "make bench  the benchmarks (bench-extract: extract throughput against a local server;"
-	@echo "           bench-eval: batched eval generation against a per-record loop)"
+	@echo "make bench  bench-extract (extract against a local server) and bench-eval (batched vs per-record)"
+	@echo "make bench-train  pdc train against Seq2SeqTrainer; CodeT5-base-shaped step time"
+	@echo "make bench-edge   PyTorch vs ONNX fp32 vs int8 on a CodeT5-base-shaped model"
+	@echo "make pi-bench PI=user@host  pdc bench of an export over SSH, beside the same bench here"
 
 install: $(VENV)/.installed
 
@@ -64,6 +66,11 @@ PROBLEMS ?= runs/latest/bench-problems.jsonl
 pi-bench: install
 	@test -n "$(PI)" || { echo "Error: set PI=user@host (and MODEL=, PROBLEMS=)" >&2; exit 2; }
 	PATH="$(abspath $(BIN)):$$PATH" bash shell/pi-bench.sh "$(PI)" "$(MODEL)" "$(PROBLEMS)" $(OUT)
+
+# Not part of `make bench`: several minutes of CPU. Needs accelerate (the [bench] extra) for Seq2SeqTrainer.
+bench-train: install
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python bench/train_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache build src/*.egg-info

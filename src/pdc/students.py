@@ -72,21 +72,31 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, markers: Markers = DE
     tok.post_processor = processors.TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos)]
     )
+    return wrap_tokenizer(tok)
+
+
+def wrap_tokenizer(tok):
+    """A `tokenizers.Tokenizer` (from `train_tokenizer`) as a transformers tokenizer."""
+    from transformers import PreTrainedTokenizerFast
+
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
         bos_token="<s>", model_max_length=1024, model_input_names=["input_ids", "attention_mask"],
     )
 
 
-def build_scratch(size: str, texts: Iterable[str], seed: int, markers: Markers = DEFAULT_MARKERS) -> Student:
-    """A randomly initialised T5 of a named size, tokenizer trained on `texts`."""
+def build_scratch(size: str, texts: Iterable[str], seed: int, markers: Markers = DEFAULT_MARKERS,
+                  tokenizer=None) -> Student:
+    """A randomly initialised T5 of a named size, tokenizer trained on `texts` (unless given)."""
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
     if size not in SCRATCH_SIZES:
         raise PdcError(f"unknown scratch student 'scratch:{size}', choose scratch:{' or scratch:'.join(SCRATCH_SIZES)}")
     dims = dict(SCRATCH_SIZES[size])
-    tokenizer = train_tokenizer(texts, dims.pop("vocab_size"), markers)
+    vocab_size = dims.pop("vocab_size")
+    if tokenizer is None:
+        tokenizer = train_tokenizer(texts, vocab_size, markers)
     config = T5Config(
         vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
@@ -117,6 +127,40 @@ def load_pretrained(spec: str) -> Student:
         raise PdcError(f"student '{spec}' is not an encoder-decoder (seq2seq) model")
     config = read_pdc_config(spec) if os.path.isdir(spec) else {}
     return Student(model, tokenizer, spec, config)
+
+
+def add_marker_tokens(student: Student, markers: Markers = DEFAULT_MARKERS) -> int:
+    """Register the task markers as special tokens (one id each, never split) and
+    grow the embeddings if the vocabulary outgrew them; return how many were new.
+
+    The tokenizer saved with the student keeps them, so eval and export read the
+    markers exactly as training wrote them.
+    """
+    tok, model = student.tokenizer, student.model
+    wanted = list(markers.to_dict().values())
+    before = len(tok)
+    have = [str(t) for t in tok.special_tokens_map.get("additional_special_tokens", [])]
+    missing = [m for m in wanted if m not in have]
+    if missing:
+        tok.add_special_tokens({"additional_special_tokens": have + missing})
+    if len(tok) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tok))
+    return len(tok) - before
+
+
+def set_dropout(model, p: float) -> None:
+    """Set every dropout probability of a T5/BART-family model to `p` (config and modules)."""
+    import torch
+
+    for name in ("dropout_rate", "dropout", "attention_dropout", "activation_dropout", "classifier_dropout"):
+        if isinstance(getattr(model.config, name, None), float):
+            setattr(model.config, name, p)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+        for name in ("dropout", "attention_dropout", "activation_dropout"):
+            if isinstance(getattr(module, name, None), float):
+                setattr(module, name, p)
 
 
 def read_pdc_config(model_dir: str) -> dict[str, Any]:
