@@ -44,3 +44,33 @@ def cot_file(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("cot") / "cot.jsonl")
     write_jsonl_file(path, (extract_record(teacher, p, p["id"]) for p in problems))
     return path
+
+
+def train_briefly(student_dir: str, pairs: list[tuple[str, str]], out: str, steps: int = 30) -> str:
+    """Save to `out` the student after `steps` Adam steps on (problem, code) pairs.
+
+    An untrained student greedily repeats one token for every input, so an
+    export would agree with it trivially; a few steps give varied, input-dependent
+    tokens and make token-level comparisons (parity, runtimes) real tests.
+    """
+    import torch
+
+    from pdc.students import load_trained, save_student
+    from pdc.tasks import code_input
+
+    student = load_trained(student_dir)
+    tok, model = student.tokenizer, student.model
+    enc = tok([code_input(nl, student.markers) for nl, _ in pairs], padding=True, return_tensors="pt",
+              return_token_type_ids=False)  # (N, S)
+    labels = tok([code for _, code in pairs], padding=True, return_tensors="pt").input_ids  # (N, T)
+    labels[labels == tok.pad_token_id] = -100
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        model(**enc, labels=labels).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+    save_student(student, out, student.config)
+    return out

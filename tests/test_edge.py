@@ -49,27 +49,11 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def trained(tiny_student_dir, tmp_path_factory):
     """(student dir, export dir) of the tiny student after 30 steps, so its outputs vary by input."""
-    import torch
-
+    from conftest import train_briefly
     from pdc.export import export
-    from pdc.students import load_trained, save_student
 
-    student = load_trained(tiny_student_dir)
-    tok, model = student.tokenizer, student.model
-    enc = tok([code_input(nl, student.markers) for nl, _ in PAIRS], padding=True, return_tensors="pt",
-              return_token_type_ids=False)  # (4, S)
-    labels = tok([c for _, c in PAIRS], padding=True, return_tensors="pt").input_ids  # (4, T)
-    labels[labels == tok.pad_token_id] = -100
-    torch.manual_seed(0)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(30):
-        model(**enc, labels=labels).loss.backward()
-        opt.step()
-        opt.zero_grad()
-    model.eval()
     root = tmp_path_factory.mktemp("edge")
-    save_student(student, str(root / "student"), student.config)
+    train_briefly(tiny_student_dir, PAIRS, str(root / "student"))
     export(str(root / "student"), str(root / "export"), quantize=True, parity_n=0)
     return str(root / "student"), root / "export"
 

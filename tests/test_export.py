@@ -50,28 +50,9 @@ def trained_dir(tiny_student_dir, tmp_path_factory) -> str:
     steps, so any export would agree with it trivially; a few steps of training
     give varied, code-like tokens and make token parity a real test.
     """
-    import torch
+    from conftest import train_briefly
 
-    from pdc.students import load_trained, save_student
-    from pdc.tasks import code_input
-
-    student = load_trained(tiny_student_dir)
-    tok, model = student.tokenizer, student.model
-    enc = tok([code_input(nl, student.markers) for nl, _ in PAIRS], padding=True, return_tensors="pt",
-              return_token_type_ids=False)  # (4, S)
-    labels = tok([code for _, code in PAIRS], padding=True, return_tensors="pt").input_ids  # (4, T)
-    labels[labels == tok.pad_token_id] = -100
-    torch.manual_seed(0)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(30):
-        model(**enc, labels=labels).loss.backward()
-        opt.step()
-        opt.zero_grad()
-    model.eval()
-    out = str(tmp_path_factory.mktemp("trained-tiny"))
-    save_student(student, out, student.config)
-    return out
+    return train_briefly(tiny_student_dir, PAIRS, str(tmp_path_factory.mktemp("trained-tiny")))
 
 
 @pytest.fixture(scope="module")

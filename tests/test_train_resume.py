@@ -123,7 +123,7 @@ def test_kill_9_during_a_save_leaves_nothing_resume_trusts(cot_file, tmp_path, u
     assert ckpt.latest(str(ckdir)) == (str(ckdir / "ckpt-000000005"), [])
 
     events, _ = run_cli(cot_file, out, "--checkpoint-dir", str(ckdir), "--save-every", "4", "--resume")
-    assert events[0]["event"] == "resume" and events[0]["step"] == 5
+    assert events[0]["event"] == "resume" and events[0]["step"] == 5, events[0]  # no thread-count warning
     assert not glob.glob(str(ckdir / ".tmp-*"))  # the torn save was removed, never loaded
     assert_same_model(out, uninterrupted)
 
@@ -148,3 +148,17 @@ def test_verify_names_what_is_wrong(tmp_path):
     (tmp_path / "ckpt-000000001").mkdir()
     assert "MANIFEST.json" in ckpt.verify(str(tmp_path / "ckpt-000000001"))
     assert ckpt.latest(str(tmp_path))[0] is None
+
+
+def test_resume_on_another_thread_count_warns(cot_file, tmp_path):
+    """Sums are ordered by the thread count: the checkpoint says which it was written with."""
+    out = tmp_path / "model"
+    run_cli(cot_file, out, "--epochs", "1")  # leaves ckpt-000000005, the end of epoch 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)
+    try:
+        events, _ = run_cli(cot_file, out, "--resume", "--overwrite")
+    finally:
+        torch.set_num_threads(threads)
+    assert events[0]["event"] == "warning" and f"written with {threads} torch threads" in events[0]["message"]
+    assert events[1]["event"] == "resume" and events[1]["step"] == 5

@@ -204,10 +204,15 @@ class Bencher:
             import torch
             import transformers  # noqa: F401
 
+            self.threads_before = torch.get_num_threads()
             torch.set_num_threads(self.threads)
         before = rss_mb()
         start = time.perf_counter()
-        self.runner, _ = load_runner(model_dir, self.backend, threads=self.threads)
+        try:
+            self.runner, _ = load_runner(model_dir, self.backend, threads=self.threads)
+        except BaseException:
+            self.close()
+            raise
         self.load_s = time.perf_counter() - start
         self.model_rss_mb = rss_mb() - before
         self.max_new = self.runner.max_new_tokens(cfg.max_new_tokens)
@@ -230,6 +235,13 @@ class Bencher:
     def run(self, record: dict[str, Any], where: str) -> dict[str, Any]:
         """Time one problem record (field `nl`); the per-sample record."""
         return self.run_batch([(record, where)])[0]
+
+    def close(self) -> None:
+        """Give torch back its thread count: a library call leaves the process as it found it."""
+        if self.backend != "onnx":
+            import torch
+
+            torch.set_num_threads(self.threads_before)
 
     def run_batch(self, items: Sequence[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
         """Time problems generated together (one padded greedy batch; beams: one after another).
@@ -296,10 +308,8 @@ def bench(model_dir: str, problems: Iterable[dict[str, Any]], cfg: BenchConfig |
     if unknown:
         raise TypeError(f"unknown bench option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     cfg = replace(cfg or BenchConfig(), **overrides)
-    torch = sys.modules.get("torch")  # only a PyTorch bench changes torch's threads
-    threads = torch.get_num_threads() if torch else None
+    bencher = Bencher(model_dir, cfg)
     try:
-        bencher = Bencher(model_dir, cfg)
         group: list[tuple[dict[str, Any], str]] = []
         for i, record in enumerate(problems):
             if cfg.limit is not None and i >= cfg.limit:
@@ -312,8 +322,7 @@ def bench(model_dir: str, problems: Iterable[dict[str, Any]], cfg: BenchConfig |
             yield from bencher.run_batch(group)
         yield bencher.summary()
     finally:
-        if torch is not None and threads is not None:
-            torch.set_num_threads(threads)  # a library call leaves the process as it found it
+        bencher.close()
 
 
 

@@ -76,12 +76,20 @@ class TorchRunner:
 
         from pdc.students import load_trained
 
+        self.threads_before = torch.get_num_threads()
         if threads:
             torch.set_num_threads(threads)
         self.student = load_trained(model_dir)
         self.config = self.student.config
         self.markers = self.student.markers
         self.generation_config = {}
+
+    def close(self) -> None:
+        """Give torch back the thread count it had: a library call leaves the process as it found it
+        (training results depend on the count)."""
+        import torch
+
+        torch.set_num_threads(self.threads_before)
 
     def max_new_tokens(self, max_new_tokens: int | None = None) -> int:
         return int(max_new_tokens or self.config.get("max_target_length") or 64)
@@ -163,6 +171,11 @@ class Generator:
             code = self._text(code_input(nl, markers, plan=steps if self.with_plan else None))
         return {"pseudocode": steps if self.cfg.task != "code" else None, "code": code}
 
+    def close(self) -> None:
+        """Undo what loading changed in the process (PyTorch's thread count)."""
+        if hasattr(self.runner, "close"):
+            self.runner.close()
+
     def provenance(self) -> dict[str, Any]:
         """Which model wrote the output, and how."""
         return {"model": self.model_dir, "backend": self.backend, "precision": self.precision,
@@ -185,6 +198,9 @@ def generate(model_dir: str, problems: Iterable[dict[str, Any] | str], cfg: Gene
              **overrides: Any) -> Iterator[dict[str, Any]]:
     """Yield one output record (id, nl, pseudocode, code, seconds, generated_by) per problem."""
     gen = Generator(model_dir, cfg, **overrides)
-    for i, problem in enumerate(problems):
-        record = {"id": f"problem {i}", "nl": problem} if isinstance(problem, str) else problem
-        yield gen.record(record, f"problem {i}")
+    try:
+        for i, problem in enumerate(problems):
+            record = {"id": f"problem {i}", "nl": problem} if isinstance(problem, str) else problem
+            yield gen.record(record, f"problem {i}")
+    finally:
+        gen.close()

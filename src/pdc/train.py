@@ -506,6 +506,9 @@ def train(data: Dataset, cfg: TrainConfig, out_dir: str, *, overwrite: bool = Fa
         else:
             say({"event": "warning", "message": f"checkpoint written by {state['world']} processes, "
                  f"resumed on {dist.world}: same global batch, other dropout draws"})
+        if state.get("threads", torch.get_num_threads()) != torch.get_num_threads():
+            say({"event": "warning", "message": f"checkpoint written with {state['threads']} torch threads, "
+                 f"resumed with {torch.get_num_threads()}: not bit-identical to an uninterrupted run"})
         say({"event": "resume", "checkpoint": resumed_from, "step": step, "epoch": epoch,
              "next_batch": next_batch})
 
@@ -540,6 +543,7 @@ def train(data: Dataset, cfg: TrainConfig, out_dir: str, *, overwrite: bool = Fa
                 "step": step, "epoch": next_epoch, "next_batch": next_batch_, "sums": sums_,
                 "best": best, "history": history, "bad_epochs": bad_epochs, "stopped": stopped,
                 "seconds": seconds_before + time.time() - started, "world": dist.world,
+                "threads": torch.get_num_threads(),
                 "rng": [p for p, _ in ranks], "config": asdict(cfg),
                 "data_fingerprint": data.fingerprint,
             }, cfg.keep_checkpoints)

@@ -83,7 +83,10 @@ def bench(
     except RecordError:
         flush()
         raise
-    flush()
+    else:
+        flush()
+    finally:
+        bencher.close()
     summary = bencher.summary()
     writer.write(summary)
     if summary["n"]:

@@ -51,11 +51,14 @@ def generate(
         raise PdcError("give one problem at a time (quote it)", exit_code=2)
     paths = None if problems else input_paths(inputs)  # refuse a terminal before loading the model
     gen = core.Generator(model, cfg)
-    if problems:
-        _show(gen.record({"id": "command line", "nl": problems[0]}, "command line"))
-        return
-    lines = read_lines(paths, tolerant=on_error is not OnError.stop)
-    tally = apply(lines, lambda record, where: iter([gen.record(record, where)]), Writer(), on_error)
+    try:
+        if problems:
+            _show(gen.record({"id": "command line", "nl": problems[0]}, "command line"))
+            return
+        lines = read_lines(paths, tolerant=on_error is not OnError.stop)
+        tally = apply(lines, lambda record, where: iter([gen.record(record, where)]), Writer(), on_error)
+    finally:
+        gen.close()
     finish(tally, "problems")
 
 
