@@ -69,5 +69,5 @@ printf '\nTable 3/4 layout (TM/SM/DM/CB, 0-100; top-1 and top-%s), run folder %s
   5 "$RUN" "$(( $(date +%s) - started ))" >&2
 cat "$RUN/table.md"
 for f in bench-torch bench-int8; do
-  tail -1 "$RUN/$f.jsonl" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(f"{s[\"backend\"]:>12}: mean {s[\"mean_s\"]*1000:.0f} ms/sample, p90 {s[\"p90_s\"]*1000:.0f} ms, peak RSS {s[\"peak_rss_mb\"]:.0f} MB")' >&2
+  tail -1 "$RUN/$f.jsonl" | python3 -c 'import json, sys; s = json.load(sys.stdin); print("%12s: mean %.0f ms/sample, p90 %.0f ms, peak RSS %.0f MB" % (s["backend"], s["mean_s"] * 1000, s["p90_s"] * 1000, s["peak_rss_mb"]))' >&2
 done
