@@ -107,7 +107,33 @@ def test_provenance_block_in_each_pdc_config(exported, trained_dir):
         assert "optimum" in block["versions"] and "onnxruntime" in block["versions"]
     assert json.loads((out / "fp32" / "pdc_config.json").read_text())["export"]["quantization"] is None
     q = json.loads((out / "int8" / "pdc_config.json").read_text())["export"]["quantization"]
-    assert q == record["int8"]["quantization"] == dict(core.QUANTIZATION)
+    assert q == record["int8"]["quantization"]
+    assert q == dict(core.QUANTIZATION, folded_transposes={"decoder_model_merged.onnx": ["shared.weight_transposed"]})
+
+
+def test_tied_lm_head_is_quantized_not_dequantized_every_step(exported):
+    """T5 ties its head to the embedding through a Transpose; folded before quantizing,
+    the head becomes an integer matmul and no weight is dequantized at run time."""
+    import onnx
+
+    out, _, _ = exported
+    graph = onnx.load(str(out / "int8" / "decoder_model_merged.onnx"), load_external_data=False)
+    names = {init.name for init in graph.graph.initializer}
+    nodes = []
+
+    def walk(g):
+        for node in g.node:
+            nodes.append(node)
+            for attr in node.attribute:
+                if attr.g.node:
+                    walk(attr.g)
+
+    walk(graph.graph)
+    heads = [n.op_type for n in nodes if "shared.weight_transposed_quantized" in n.input]
+    assert heads == ["MatMulInteger", "MatMulInteger"]  # the head, in both If branches
+    assert "shared.weight_transposed_quantized" in names
+    assert not any(n.op_type == "Transpose" and n.input[0].startswith("shared.") for n in nodes)
+    assert not any(n.op_type == "DequantizeLinear" and n.output[0] == "shared.weight_transposed" for n in nodes)
 
 
 @pytest.mark.slow
@@ -242,7 +268,8 @@ def test_target_arm64_quantizes_per_channel_and_runs_on_the_edge_runtime(trained
                                       "--problems", "-", "--parity", "3"], input=stdin)
     assert result.exit_code == 0, result.stderr
     record = json.loads(result.stdout)
-    assert record["int8"]["quantization"] == core.TARGETS["arm64"]
+    assert record["int8"]["quantization"] == dict(core.TARGETS["arm64"], folded_transposes={
+        "decoder_model_merged.onnx": ["shared.weight_transposed"]})
     assert record["int8"]["quantization"]["per_channel"] is True and record["fp32"]["parity"]["rate"] == 1.0
     edge = EdgeModel(str(out / "int8"))
     ids = edge.generate(edge.encode("[code] Reverse the string s."), 12)

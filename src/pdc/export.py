@@ -317,12 +317,74 @@ def quantize_dir(src: str, dst: str, *, per_channel: bool = False, reduce_range:
         if not is_onnx_file(name) and os.path.isfile(os.path.join(src, name)):
             shutil.copy2(os.path.join(src, name), os.path.join(dst, name))
     external = any(is_onnx_file(n) and not n.endswith(".onnx") for n in os.listdir(src))
+    folded: dict[str, list[str]] = {}
     for name in onnx_files(src):
-        quantize_dynamic(os.path.join(src, name), os.path.join(dst, name),
-                         weight_type=QuantType.QInt8, per_channel=per_channel, reduce_range=reduce_range,
-                         use_external_data_format=external,
-                         extra_options={"EnableSubgraph": True})  # the merged decoder's If branches
-    return dict(QUANTIZATION, per_channel=per_channel, reduce_range=reduce_range, target=target)
+        graph_path = os.path.join(src, name)
+        prepared = os.path.join(dst, ".prepared-" + name)
+        folded[name] = fold_weight_transposes(graph_path, prepared)
+        if folded[name]:
+            graph_path = prepared
+        try:
+            quantize_dynamic(graph_path, os.path.join(dst, name),
+                             weight_type=QuantType.QInt8, per_channel=per_channel, reduce_range=reduce_range,
+                             use_external_data_format=external,
+                             extra_options={"EnableSubgraph": True})  # the merged decoder's If branches
+        finally:
+            for leftover in os.listdir(dst):
+                if leftover.startswith(".prepared-"):
+                    os.remove(os.path.join(dst, leftover))
+    return dict(QUANTIZATION, per_channel=per_channel, reduce_range=reduce_range, target=target,
+                folded_transposes={k: v for k, v in folded.items() if v})
+
+
+def fold_weight_transposes(src: str, dst: str) -> list[str]:
+    """Write to `dst` the graph `src` with every Transpose of a weight replaced by the transposed weight.
+
+    A tied LM head (T5, CodeT5) is `MatMul(x, Transpose(shared.weight))`. Dynamic
+    quantization only rewrites a MatMul whose weight is an initializer, so left
+    alone the head stays fp32 and, worse, the quantized embedding is dequantized
+    in full (32,100 x 768) at every decoding step: measured 33 ms per step
+    instead of 13 on a CodeT5-base shape. Folding stores the head's weight once,
+    transposed, as an initializer both If branches share; the quantizer then
+    turns the head into an int8 matmul. Returns the folded weights' names
+    (nothing is written when there are none).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(src)
+    weights = {init.name: init for init in model.graph.initializer}
+    folded: dict[str, Any] = {}
+
+    def visit(graph) -> None:
+        local = {init.name for init in graph.initializer}
+        keep = []
+        for node in graph.node:
+            perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+            if (node.op_type == "Transpose" and node.input[0] in weights and node.input[0] not in local
+                    and len(weights[node.input[0]].dims) == 2 and perm in (None, [1, 0])):
+                folded.setdefault(node.output[0], node.input[0])
+                continue
+            keep.append(node)
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    visit(attr.g)
+                for sub in attr.graphs:
+                    visit(sub)
+        if len(keep) != len(graph.node):
+            del graph.node[:]
+            graph.node.extend(keep)
+
+    visit(model.graph)
+    if not folded:
+        return []
+    for out_name, weight_name in folded.items():
+        array = numpy_helper.to_array(weights[weight_name]).T.copy()
+        model.graph.initializer.append(numpy_helper.from_array(array, out_name))
+    size = sum(init.ByteSize() for init in model.graph.initializer)
+    onnx.save(model, dst, save_as_external_data=size > 1_500_000_000,  # protobuf's 2 GB limit
+              location=os.path.basename(dst) + ".data")
+    return sorted(folded)
 
 
 def _versions() -> dict[str, str]:
