@@ -8,6 +8,19 @@ import os
 import pytest
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny models: they gain nothing from threads, and on a
+    busy 2-core runner spinning OpenMP workers slow them several-fold. Restored afterwards
+    (training results depend on the count). Use: pytestmark = pytest.mark.usefixtures(...)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_student_dir(tmp_path_factory) -> str:
     """A `scratch:tiny` T5 with random weights and a tokenizer trained on real code.

@@ -12,6 +12,8 @@ import pytest
 
 from pdc.tasks import code_input
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny models, one thread
+
 # Same four problems the trained fixture of test_export learns, plus unseen ones.
 PROBLEMS = ["Return the sum of two integers a and b.", "Reverse the string s and return it.",
             "Check whether n is a prime number.", "Count how many vowels the word w contains.",
@@ -34,16 +36,6 @@ BLOCKER = textwrap.dedent("""
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "optimum"))
         print("HEAVY=" + ",".join(heavy), file=sys.stderr)
 """)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

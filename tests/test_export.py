@@ -12,6 +12,8 @@ from pdc import export as core
 from pdc.cli import app
 from pdc.errors import PdcError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny models, one thread
+
 # Problems the trained fixture saw (and two it did not); read by --problems - in `exported`.
 PAIRS = [
     ("Return the sum of two integers a and b.", "def add(a, b):\n    return a + b"),
@@ -23,18 +25,6 @@ PROBLEMS = [{"id": f"p{i}", "nl": nl} for i, (nl, _) in enumerate(PAIRS)] + [
     {"id": "p4", "nl": "Merge two sorted lists into one sorted list."},
     {"id": "p5", "nl": "Return the n-th Fibonacci number."},
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The tiny model gains nothing from threads, and on a busy 2-core runner spinning
-    OpenMP workers slow it several-fold; restored afterwards for other modules."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def leftovers(parent) -> list[str]:

@@ -18,6 +18,7 @@ from pdc.teachers import TeacherFailure
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny models, one thread
 
 PARSE_KINDS = {"empty_response", "truncated", "no_pseudocode", "no_code", "unparsable_code"}
 
@@ -80,15 +81,6 @@ def _overfit(teacher, pairs, steps: int = 300) -> None:
     else:
         pytest.fail(f"the tiny GPT-2 did not learn its answers in {steps} steps (loss {out.loss.item():.3f})")
     lm.eval()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a small shared machine two threads contend and run many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -201,18 +201,11 @@ class Bencher:
             import onnxruntime  # noqa: F401
             import tokenizers  # noqa: F401
         else:
-            import torch
+            import torch  # noqa: F401
             import transformers  # noqa: F401
-
-            self.threads_before = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
         before = rss_mb()
         start = time.perf_counter()
-        try:
-            self.runner, _ = load_runner(model_dir, self.backend, threads=self.threads)
-        except BaseException:
-            self.close()
-            raise
+        self.runner, _ = load_runner(model_dir, self.backend, threads=self.threads)
         self.load_s = time.perf_counter() - start
         self.model_rss_mb = rss_mb() - before
         self.max_new = self.runner.max_new_tokens(cfg.max_new_tokens)
@@ -238,10 +231,7 @@ class Bencher:
 
     def close(self) -> None:
         """Give torch back its thread count: a library call leaves the process as it found it."""
-        if self.backend != "onnx":
-            import torch
-
-            torch.set_num_threads(self.threads_before)
+        self.runner.close()
 
     def run_batch(self, items: Sequence[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
         """Time problems generated together (one padded greedy batch; beams: one after another).

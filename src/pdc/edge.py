@@ -199,6 +199,16 @@ class EdgeModel:
         out = self.decoder.run(["logits"] + self.present_self, feed)
         return out[0][:, -1, :].astype(np.float32), out[1:]
 
+    def _step(self, tokens: np.ndarray, hidden: np.ndarray, mask: np.ndarray, self_kv, cross_kv):
+        """One decoding step, the first one (no cache yet) or a cached one: logits (N, V), self kv, cross kv."""
+        if self_kv is None:
+            return self._first_step(tokens, hidden, mask)
+        logits, self_kv = self._cached_step(tokens, hidden, mask, self_kv, cross_kv)
+        return logits, self_kv, cross_kv
+
+    def close(self) -> None:
+        """Nothing process-wide to undo (onnxruntime's threads belong to the sessions)."""
+
     # --- search ---------------------------------------------------------------------------
 
     def generate(self, ids: Sequence[int], max_new_tokens: int | None = None, num_beams: int = 1,
@@ -218,11 +228,8 @@ class EdgeModel:
         done = np.zeros((n,), dtype=bool)
         out: list[list[int]] = [[] for _ in range(n)]
         self_kv = cross_kv = None
-        for step in range(budget):
-            if step == 0:
-                logits, self_kv, cross_kv = self._first_step(tokens, hidden, mask)  # (B, V)
-            else:
-                logits, self_kv = self._cached_step(tokens, hidden, mask, self_kv, cross_kv)
+        for _ in range(budget):
+            logits, self_kv, cross_kv = self._step(tokens, hidden, mask, self_kv, cross_kv)  # (B, V)
             tokens = np.where(done, self.pad_id, logits.argmax(axis=-1)).astype(np.int64)  # (B,)
             for row in np.flatnonzero(~done):
                 out[row].append(int(tokens[row]))
@@ -251,10 +258,7 @@ class EdgeModel:
         tokens = np.full((k,), self.start_id, dtype=np.int64)
         self_kv = cross_kv = None
         for step in range(budget):
-            if step == 0:
-                logits, self_kv, cross_kv = self._first_step(tokens, hidden, mask)  # (k, V)
-            else:
-                logits, self_kv = self._cached_step(tokens, hidden, mask, self_kv, cross_kv)
+            logits, self_kv, cross_kv = self._step(tokens, hidden, mask, self_kv, cross_kv)  # (k, V)
             vocab = logits.shape[-1]
             scores = (log_softmax(logits) + running_scores[:, None]).reshape(-1)  # (k*V,)
             cand = topk(scores, keep)  # (2k,)

@@ -79,7 +79,11 @@ class TorchRunner:
         self.threads_before = torch.get_num_threads()
         if threads:
             torch.set_num_threads(threads)
-        self.student = load_trained(model_dir)
+        try:
+            self.student = load_trained(model_dir)
+        except BaseException:
+            self.close()
+            raise
         self.config = self.student.config
         self.markers = self.student.markers
         self.generation_config = {}
@@ -173,8 +177,7 @@ class Generator:
 
     def close(self) -> None:
         """Undo what loading changed in the process (PyTorch's thread count)."""
-        if hasattr(self.runner, "close"):
-            self.runner.close()
+        self.runner.close()
 
     def provenance(self) -> dict[str, Any]:
         """Which model wrote the output, and how."""
